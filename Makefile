@@ -1,0 +1,36 @@
+# Two commands on a fresh machine with python3 and pip: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test lint typecheck unit format clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install Switchboard with its dev tools
+
+run: $(STAMP)  ## migrate the embedded SQLite database and serve on http://127.0.0.1:8000
+	$(BIN)/switchboard serve
+
+test: lint typecheck unit  ## the whole suite: lint, format check, types, tests
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,62 @@
+"""FastAPI dependencies as ``Annotated`` aliases. None of them hands out a session."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from switchboard.bootstrap import Container
+from switchboard.db.uow import AccountScope
+from switchboard.errors import Forbidden
+from switchboard.tenancy.service import Principal
+
+_bearer = HTTPBearer(auto_error=False, description="An account API key or the admin key")
+
+
+def get_container(request: Request) -> Container:
+    container: Container = request.app.state.container
+    return container
+
+
+ContainerDep = Annotated[Container, Depends(get_container)]
+
+
+async def get_principal(
+    container: ContainerDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    return await container.tenancy.authenticate(credentials.credentials if credentials else None)
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+async def require_admin(principal: PrincipalDep) -> Principal:
+    if not principal.is_admin:
+        raise Forbidden("this operation needs the admin key", code="ADMIN_REQUIRED")
+    return principal
+
+
+AdminDep = Annotated[Principal, Depends(require_admin)]
+AccountSlug = Annotated[str, Path(min_length=1, max_length=64, description="Account slug")]
+AgentSlug = Annotated[str, Path(min_length=1, max_length=64, description="Agent slug")]
+
+
+async def get_scope(
+    account: AccountSlug, principal: PrincipalDep, container: ContainerDep
+) -> AccountScope:
+    return await container.tenancy.resolve(principal, account)
+
+
+ScopeDep = Annotated[AccountScope, Depends(get_scope)]
+
+
+async def get_admin_scope(
+    account: AccountSlug, principal: AdminDep, container: ContainerDep
+) -> AccountScope:
+    return await container.tenancy.resolve(principal, account)
+
+
+AdminScopeDep = Annotated[AccountScope, Depends(get_admin_scope)]

@@ -1,0 +1,127 @@
+"""The one place that maps the error taxonomy to HTTP. Every error body is
+``{"error": {"code", "message", "retryable"[, "details"]}}``; no stack trace ever leaves."""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from switchboard.errors import (
+    Conflict,
+    FatalError,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    PayloadTooLarge,
+    PermanentError,
+    SwitchboardError,
+    TransientError,
+    Unauthenticated,
+)
+
+log = logging.getLogger("switchboard.api")
+
+# Most specific class first.
+_STATUS: list[tuple[type[SwitchboardError], int]] = [
+    (Unauthenticated, 401),
+    (Forbidden, 403),
+    (NotFound, 404),
+    (Conflict, 409),
+    (PayloadTooLarge, 413),
+    (InvalidRequest, 422),
+    (PermanentError, 400),
+    (TransientError, 503),
+    (FatalError, 500),
+]
+_BAD_REQUEST_CODES = {"INVALID_JSON", "INVALID_CURSOR", "INVALID_QUERY"}
+_HTTP_CODES = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHENTICATED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    406: "NOT_ACCEPTABLE",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+}
+
+
+def status_for(error: SwitchboardError) -> int:
+    if error.code in _BAD_REQUEST_CODES:
+        return 400
+    return next(status for cls, status in _STATUS if isinstance(error, cls))
+
+
+def error_body(
+    code: str, message: str, *, retryable: bool, details: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message, "retryable": retryable}
+    if details:
+        error["details"] = details
+    return {"error": error}
+
+
+def error_response(error: SwitchboardError) -> JSONResponse:
+    status = status_for(error)
+    headers: dict[str, str] = {}
+    if isinstance(error, TransientError):
+        headers["Retry-After"] = str(max(1, math.ceil(error.retry_after_s or 1)))
+    if isinstance(error, Unauthenticated):
+        headers["WWW-Authenticate"] = "Bearer"
+    if status >= 500:
+        log.error("request failed: %s (%s)", error, error.kind)
+    return JSONResponse(
+        error_body(error.code, error.message, retryable=error.retryable, details=error.details),
+        status_code=status,
+        headers=headers,
+    )
+
+
+def validation_error(exc: RequestValidationError) -> SwitchboardError:
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return InvalidRequest("the request body is not valid JSON", code="INVALID_JSON")
+    problems = [
+        {"field": ".".join(str(p) for p in e.get("loc", ())), "message": str(e.get("msg", ""))}
+        for e in errors
+    ]
+    listed = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+    return InvalidRequest(f"invalid request: {listed}", details={"problems": problems})
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def on_switchboard_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, SwitchboardError)
+        return error_response(exc)
+
+    async def on_validation_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return error_response(validation_error(exc))
+
+    async def on_http_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        code = _HTTP_CODES.get(exc.status_code, f"HTTP_{exc.status_code}")
+        message = exc.detail if isinstance(exc.detail, str) else code.lower()
+        return JSONResponse(
+            error_body(code, message, retryable=exc.status_code >= 500),
+            status_code=exc.status_code,
+            headers=dict(exc.headers or {}),
+        )
+
+    async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return JSONResponse(
+            error_body("INTERNAL_ERROR", "internal server error", retryable=False),
+            status_code=500,
+        )
+
+    app.add_exception_handler(SwitchboardError, on_switchboard_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected)

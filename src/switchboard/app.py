@@ -1,0 +1,43 @@
+"""``create_app(settings)``: lifespan, middleware, routers, error handlers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from switchboard import __version__
+from switchboard.api import health
+from switchboard.api.errors import install_error_handlers
+from switchboard.api.limits import BodySizeLimit
+from switchboard.bootstrap import build_container
+from switchboard.registry.router import router as agents_router
+from switchboard.settings import Settings
+from switchboard.tenancy.router import router as accounts_router
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        container = await build_container(settings)
+        app.state.container = container
+        try:
+            yield
+        finally:
+            await container.aclose()
+
+    app = FastAPI(
+        title="Switchboard",
+        version=__version__,
+        summary="Multi-tenant LLM agent server with an exact, crash-safe cost ledger",
+        lifespan=lifespan,
+    )
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(accounts_router)
+    app.include_router(agents_router)
+    return app

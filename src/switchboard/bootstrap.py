@@ -1,0 +1,53 @@
+"""The one composition root: engine, unit-of-work factory and services."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from switchboard.db.engine import create_engine, ensure_sqlite_directory
+from switchboard.db.uow import UnitOfWorkFactory
+from switchboard.registry.apply import ConfigApplier
+from switchboard.registry.service import AgentService
+from switchboard.retry import RetryPolicy
+from switchboard.settings import Settings
+from switchboard.tenancy.service import TenancyService
+
+
+@dataclass(frozen=True, slots=True)
+class Container:
+    settings: Settings
+    engine: AsyncEngine
+    uow: UnitOfWorkFactory
+    tenancy: TenancyService
+    agents: AgentService
+    applier: ConfigApplier
+
+    async def aclose(self) -> None:
+        await self.engine.dispose()
+
+
+async def build_container(settings: Settings) -> Container:
+    await asyncio.to_thread(ensure_sqlite_directory, settings.database_url)
+    engine = create_engine(settings)
+    uow = UnitOfWorkFactory(
+        engine,
+        retry=RetryPolicy(
+            attempts=settings.db_retry_attempts,
+            base_s=settings.db_retry_base_s,
+            max_total_s=settings.db_retry_max_total_s,
+        ),
+        lock_timeout_s=max(settings.sqlite_busy_timeout_ms / 1000, 0.1),
+    )
+    admin_key = settings.admin_key.get_secret_value() if settings.admin_key else None
+    agents = AgentService(uow)
+    return Container(
+        settings=settings,
+        engine=engine,
+        uow=uow,
+        tenancy=TenancyService(uow, admin_key=admin_key),
+        agents=agents,
+        applier=ConfigApplier(uow, agents=agents),
+    )

@@ -1,0 +1,27 @@
+"""The ``switchboard`` command line. Every command is an entrypoint like a router: it calls
+services and never touches a session itself."""
+
+from __future__ import annotations
+
+import typer
+
+from switchboard.cli import admin, config, db, registry, serve
+
+app = typer.Typer(
+    name="switchboard",
+    help="Switchboard: a multi-tenant LLM agent server with an exact cost ledger.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("serve")(serve.serve)
+app.command("apply")(config.apply)
+app.add_typer(db.app, name="db")
+app.add_typer(config.app, name="config")
+app.add_typer(registry.app, name="registry")
+app.add_typer(admin.accounts, name="accounts")
+app.add_typer(admin.keys, name="keys")
+
+
+def main() -> None:
+    app()

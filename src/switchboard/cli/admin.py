@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import typer
+
+from switchboard.bootstrap import Container
+from switchboard.cli.common import console, run_with_container
+from switchboard.db.uow import AccountScope
+
+accounts = typer.Typer(help="Accounts (the operator's clients).", no_args_is_help=True)
+keys = typer.Typer(help="Account API keys.", no_args_is_help=True)
+
+
+@accounts.command("create")
+def create_account(
+    slug: str = typer.Argument(..., help="Unique account slug, e.g. 'acme'."),
+    name: str = typer.Option(None, help="Display name (default: the slug)."),
+) -> None:
+    """Create an account."""
+
+    async def op(c: Container) -> None:
+        account = await c.tenancy.create_account(slug=slug, name=name or slug)
+        console.print(f"created account {account.slug} ({account.id})")
+
+    run_with_container(op)
+
+
+@keys.command("create")
+def create_key(
+    account: str = typer.Argument(..., help="Account slug."),
+    name: str = typer.Option(None, help="A label for the key."),
+) -> None:
+    """Create an API key for ACCOUNT and print it (it is shown only once)."""
+
+    async def op(c: Container) -> None:
+        found = await c.tenancy.get_account(account)
+        created = await c.tenancy.create_key(AccountScope(found.id, found.slug), name=name)
+        console.print(f"key id: {created.key.id}")
+        console.print(created.secret, highlight=False)
+
+    run_with_container(op)

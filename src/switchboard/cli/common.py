@@ -1,0 +1,52 @@
+"""Helpers shared by CLI commands: settings, a container for one command, error output."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+
+from switchboard.bootstrap import Container, build_container
+from switchboard.errors import SwitchboardError
+from switchboard.settings import Settings
+
+T = TypeVar("T")
+console = Console()
+err_console = Console(stderr=True)
+
+
+def fail(message: str, *, problems: list[str] | None = None, code: int = 1) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    for problem in problems or []:
+        err_console.print(f"  - {problem}", highlight=False, markup=False)
+    raise typer.Exit(code)
+
+
+def run_with_container(operation: Callable[[Container], Awaitable[T]]) -> T:
+    """Run one async operation against the configured database, then dispose of the engine."""
+
+    async def main() -> T:
+        container = await build_container(Settings())
+        try:
+            return await operation(container)
+        finally:
+            await container.aclose()
+
+    try:
+        return asyncio.run(main())
+    except SwitchboardError as exc:
+        problems = exc.details.get("problems")
+        listed = [_problem_line(p) for p in problems] if isinstance(problems, list) else None
+        fail(
+            f"{exc.code}: {exc.message if not listed else exc.message.split(':')[0]}",
+            problems=listed,
+        )
+
+
+def _problem_line(problem: object) -> str:
+    if isinstance(problem, dict):
+        return ": ".join(str(v) for v in problem.values())
+    return str(problem)

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from switchboard.bootstrap import Container
+from switchboard.cli.common import console, fail, run_with_container
+from switchboard.db.uow import AccountScope
+from switchboard.registry import cascade
+from switchboard.registry.config_tree import ConfigTreeInvalid, load_tree
+
+app = typer.Typer(help="Inspect the configuration cascade.", no_args_is_help=True)
+
+
+def apply(
+    path: Path = typer.Argument(Path("configs"), help="The config tree to apply."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only check the tree."),
+) -> None:
+    """Create or update the accounts and agents of a config tree, all in one transaction.
+
+    Layout: PATH/global.yaml, PATH/<account>/account.yaml, PATH/<account>/<agent>/config.yaml.
+    Every problem (bad YAML, invalid value, misplaced or misspelt file) is reported with its file
+    and key, and then nothing is applied.
+    """
+    try:
+        tree = load_tree(path)
+    except ConfigTreeInvalid as exc:
+        fail(f"{path}: nothing applied", problems=[str(p) for p in exc.problems])
+    agents = sum(len(a.agents) for a in tree.accounts)
+    if dry_run:
+        console.print(f"{path} is valid: {len(tree.accounts)} accounts, {agents} agents")
+        return
+
+    async def op(c: Container) -> None:
+        report = await c.applier.apply(tree)
+        console.print(
+            f"applied {path}: accounts {len(report.accounts_created)} created, "
+            f"{len(report.accounts_updated)} updated; agents {len(report.agents_created)} "
+            f"created, {len(report.agents_updated)} updated"
+        )
+
+    run_with_container(op)
+
+
+@app.command("explain")
+def explain(
+    target: str = typer.Argument(..., metavar="ACCOUNT/AGENT"),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Show an agent's effective config and where each value came from."""
+    account_slug, _, agent_slug = target.partition("/")
+    if not account_slug or not agent_slug:
+        fail("expected ACCOUNT/AGENT, e.g. 'acme/support'")
+
+    async def op(c: Container) -> list[tuple[str, object, str]]:
+        account = await c.tenancy.get_account(account_slug)
+        scope = AccountScope(account.id, account.slug)
+        return cascade.explain((await c.agents.resolve(scope, agent_slug)).merged)
+
+    rows = run_with_container(op)
+    if as_json:
+        print(json.dumps([{"key": k, "value": v, "source": s} for k, v, s in rows], indent=2))
+        return
+    table = Table("key", "value", "source", title=f"effective config of {target}")
+    for key, value, source in rows:
+        table.add_row(key, json.dumps(value), source)
+    console.print(table)

@@ -1,0 +1,113 @@
+"""The one error taxonomy. Every error Switchboard raises is one of three classes:
+
+    SwitchboardError (code, message, kind)
+    ├── TransientError      retryable: the same request may succeed later
+    │   ├── DatabaseBusy            DATABASE_BUSY        (locks, pool exhausted)
+    │   └── DatabaseUnavailable     DATABASE_UNAVAILABLE (connection lost / refused)
+    ├── PermanentError      the request itself is wrong; retrying cannot help
+    │   ├── InvalidRequest          VALIDATION_ERROR / INVALID_JSON / INVALID_CURSOR …
+    │   │   └── PayloadTooLarge     PAYLOAD_TOO_LARGE
+    │   ├── Unauthenticated         UNAUTHENTICATED
+    │   ├── Forbidden               FORBIDDEN
+    │   ├── NotFound                ACCOUNT_NOT_FOUND / AGENT_NOT_FOUND / KEY_NOT_FOUND …
+    │   └── Conflict                ACCOUNT_ALREADY_EXISTS / AGENT_ALREADY_EXISTS …
+    └── FatalError          the deployment is broken; an operator must act
+        ├── ConfigurationError      CONFIGURATION_ERROR
+        └── DataCorruption          DATA_CORRUPTION
+
+Codes are stable strings clients may rely on. Nothing here knows about HTTP:
+``switchboard.api.errors`` is the only place that maps these classes to status codes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar, Literal
+
+ErrorKind = Literal["transient", "permanent", "fatal"]
+
+
+class SwitchboardError(Exception):
+    """Base of every error the project raises on purpose."""
+
+    kind: ClassVar[ErrorKind] = "fatal"
+    default_code: ClassVar[str] = "INTERNAL_ERROR"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        details: Mapping[str, object] | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.default_code
+        self.details = dict(details or {})
+        self.retry_after_s = retry_after_s
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind == "transient"
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+class TransientError(SwitchboardError):
+    kind: ClassVar[ErrorKind] = "transient"
+    default_code: ClassVar[str] = "TRANSIENT_ERROR"
+
+
+class PermanentError(SwitchboardError):
+    kind: ClassVar[ErrorKind] = "permanent"
+    default_code: ClassVar[str] = "PERMANENT_ERROR"
+
+
+class FatalError(SwitchboardError):
+    kind: ClassVar[ErrorKind] = "fatal"
+    default_code: ClassVar[str] = "FATAL_ERROR"
+
+
+# --- transient -------------------------------------------------------------------------------
+class DatabaseBusy(TransientError):
+    default_code: ClassVar[str] = "DATABASE_BUSY"
+
+
+class DatabaseUnavailable(TransientError):
+    default_code: ClassVar[str] = "DATABASE_UNAVAILABLE"
+
+
+# --- permanent -------------------------------------------------------------------------------
+class InvalidRequest(PermanentError):
+    default_code: ClassVar[str] = "VALIDATION_ERROR"
+
+
+class PayloadTooLarge(InvalidRequest):
+    default_code: ClassVar[str] = "PAYLOAD_TOO_LARGE"
+
+
+class Unauthenticated(PermanentError):
+    default_code: ClassVar[str] = "UNAUTHENTICATED"
+
+
+class Forbidden(PermanentError):
+    default_code: ClassVar[str] = "FORBIDDEN"
+
+
+class NotFound(PermanentError):
+    default_code: ClassVar[str] = "NOT_FOUND"
+
+
+class Conflict(PermanentError):
+    default_code: ClassVar[str] = "CONFLICT"
+
+
+# --- fatal -----------------------------------------------------------------------------------
+class ConfigurationError(FatalError):
+    default_code: ClassVar[str] = "CONFIGURATION_ERROR"
+
+
+class DataCorruption(FatalError):
+    default_code: ClassVar[str] = "DATA_CORRUPTION"

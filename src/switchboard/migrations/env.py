@@ -1,0 +1,53 @@
+"""Alembic environment: async engines, batch mode so migrations also run on SQLite."""
+
+from __future__ import annotations
+
+import asyncio
+
+from alembic import context
+from sqlalchemy import pool
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+import switchboard.models  # noqa: F401 - registers every table on Base.metadata
+from switchboard.db.base import Base
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def _configure(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=True,
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def _run_async(url: str) -> None:
+    engine = create_async_engine(url, poolclass=pool.NullPool)
+    try:
+        async with engine.connect() as connection:
+            await connection.run_sync(_configure)
+    finally:
+        await engine.dispose()
+
+
+def run() -> None:
+    url = config.attributes.get("database_url")
+    if not url:
+        raise RuntimeError("alembic_config() sets database_url; run 'switchboard db upgrade'")
+    if context.is_offline_mode():
+        context.configure(
+            url=url, target_metadata=target_metadata, render_as_batch=True, literal_binds=True
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    asyncio.run(_run_async(url))
+
+
+run()

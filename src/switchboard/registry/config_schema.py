@@ -1,0 +1,65 @@
+"""The shape of an agent's effective configuration. Unknown keys are errors, so a misspelt key
+in a config file is reported instead of silently ignored. Built-in defaults come from here."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSettingsConfig(_Strict):
+    max_tokens: int = Field(default=1024, ge=1, le=1_000_000)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+
+
+class MemoryConfig(_Strict):
+    max_messages: int = Field(default=20, ge=1, le=1000)
+    summarize: bool = True
+
+
+class ProviderConfig(_Strict):
+    """An OpenAI-compatible endpoint (Ollama, vLLM, OpenRouter, the fake provider)."""
+
+    base_url: Annotated[str, StringConstraints(pattern=r"^https?://")] | None = None
+    api_key_env: str | None = None
+    max_concurrency: int = Field(default=5, ge=1, le=10_000)
+    rpm: int | None = Field(default=None, ge=1)
+    tpm: int | None = Field(default=None, ge=1)
+    queue_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+
+
+class PriceConfig(_Strict):
+    input_per_mtok: Decimal = Field(ge=0)
+    output_per_mtok: Decimal = Field(ge=0)
+    cached_input_per_mtok: Decimal | None = Field(default=None, ge=0)
+
+
+class LedgerConfig(_Strict):
+    store_bodies: bool = False
+
+
+class EffectiveConfig(_Strict):
+    model: Annotated[str, StringConstraints(min_length=1, max_length=200)] = "demo"
+    system_prompt: str = "You are a helpful assistant."
+    tools: list[str] = Field(default_factory=list)
+    custom_tools: dict[str, str] = Field(
+        default_factory=dict, description="tool name → 'package.module:function'"
+    )
+    model_settings: ModelSettingsConfig = ModelSettingsConfig()
+    memory: MemoryConfig = MemoryConfig()
+    tool_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    request_timeout_s: float = Field(default=120.0, gt=0, le=3600)
+    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    prices: dict[str, PriceConfig] = Field(default_factory=dict)
+    ledger: LedgerConfig = LedgerConfig()
+
+
+def builtin_defaults() -> dict[str, Any]:
+    return EffectiveConfig().model_dump(mode="json")

@@ -1,0 +1,157 @@
+"""Agent and config-layer queries, scoped to the unit of work's account. Never commits."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, delete, select, update
+
+from switchboard.db.base import utcnow
+from switchboard.db.uow import UnitOfWork
+from switchboard.db.upsert import dialect_insert, insert_ignoring_conflict
+from switchboard.registry.models import Agent, AgentTag, ConfigLayer, layer_key
+
+
+@dataclass(frozen=True, slots=True)
+class AgentFilters:
+    tag: str | None = None
+    team: str | None = None
+    enabled: bool | None = None
+
+
+class AgentRepository:
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+        self._account_id = uow.account.id
+
+    async def insert(self, values: Mapping[str, Any], *, tags: Sequence[str]) -> Agent | None:
+        """Insert an agent; ``None`` when the slug is taken in this account (UNIQUE index)."""
+        now = utcnow()
+        agent_id = uuid.uuid4()
+        row = {
+            **values,
+            "id": agent_id,
+            "account_id": self._account_id,
+            "created_at": now,
+            "updated_at": now,
+        }
+        if not await insert_ignoring_conflict(
+            self._uow, Agent, row, conflict_columns=("account_id", "slug")
+        ):
+            return None
+        await self.replace_tags(agent_id, tags)
+        return await self.get(str(values["slug"]))
+
+    async def get(self, slug: str) -> Agent | None:
+        result = await self._uow.session.execute(
+            select(Agent)
+            .where(Agent.account_id == self._account_id, Agent.slug == slug)
+            .execution_options(populate_existing=True)
+        )
+        return result.scalar_one_or_none()
+
+    def list_statement(
+        self, filters: AgentFilters, *, after: str | None, limit: int
+    ) -> Select[Agent]:
+        """Keyset pagination by slug; every filter is served by an index."""
+        statement = select(Agent).where(Agent.account_id == self._account_id)
+        if filters.team is not None:
+            statement = statement.where(Agent.team == filters.team)
+        if filters.enabled is not None:
+            statement = statement.where(Agent.enabled == filters.enabled)
+        if filters.tag is not None:
+            tagged = select(AgentTag.agent_id).where(
+                AgentTag.account_id == self._account_id, AgentTag.tag == filters.tag
+            )
+            statement = statement.where(Agent.id.in_(tagged))
+        if after is not None:
+            statement = statement.where(Agent.slug > after)
+        return statement.order_by(Agent.slug).limit(limit)
+
+    async def page(self, filters: AgentFilters, *, after: str | None, limit: int) -> list[Agent]:
+        result = await self._uow.session.execute(
+            self.list_statement(filters, after=after, limit=limit)
+        )
+        return list(result.scalars())
+
+    async def update(self, slug: str, values: Mapping[str, Any]) -> uuid.UUID | None:
+        """Update in one statement (which also row-locks on PostgreSQL); the id, or None."""
+        result = await self._uow.session.execute(
+            update(Agent)
+            .where(Agent.account_id == self._account_id, Agent.slug == slug)
+            .values(**values, updated_at=utcnow())
+            .returning(Agent.id)
+        )
+        return result.scalar_one_or_none()
+
+    async def replace_tags(self, agent_id: uuid.UUID, tags: Sequence[str]) -> None:
+        session = self._uow.session
+        await session.execute(
+            delete(AgentTag).where(
+                AgentTag.account_id == self._account_id, AgentTag.agent_id == agent_id
+            )
+        )
+        unique = sorted(set(tags))
+        if unique:
+            statement = dialect_insert(self._uow, AgentTag).on_conflict_do_nothing()
+            await session.execute(
+                statement,
+                [{"agent_id": agent_id, "tag": t, "account_id": self._account_id} for t in unique],
+            )
+
+    async def delete(self, slug: str) -> bool:
+        result = await self._uow.session.execute(
+            delete(Agent)
+            .where(Agent.account_id == self._account_id, Agent.slug == slug)
+            .returning(Agent.id)
+        )
+        return result.first() is not None
+
+
+class ConfigLayerRepository:
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+
+    async def put(
+        self,
+        *,
+        source: str,
+        data: Mapping[str, Any],
+        account_id: uuid.UUID | None = None,
+        agent_id: uuid.UUID | None = None,
+    ) -> None:
+        key = layer_key(account_id=account_id, agent_id=agent_id)
+        now = utcnow()
+        statement = dialect_insert(self._uow, ConfigLayer).values(
+            id=uuid.uuid4(),
+            key=key,
+            account_id=account_id,
+            agent_id=agent_id,
+            source=source,
+            data=dict(data),
+            updated_at=now,
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=["key"],
+            set_={"source": source, "data": dict(data), "updated_at": now},
+        )
+        await self._uow.session.execute(statement)
+
+    async def for_agent(self, agent: Agent) -> dict[str, ConfigLayer]:
+        """The global, account and agent layers that apply to ``agent``, by key."""
+        return await self._by_keys(
+            [layer_key(), layer_key(account_id=agent.account_id), layer_key(agent_id=agent.id)]
+        )
+
+    async def for_account(self, account_id: uuid.UUID) -> dict[str, ConfigLayer]:
+        """The global and account layers (what a new agent of the account inherits)."""
+        return await self._by_keys([layer_key(), layer_key(account_id=account_id)])
+
+    async def _by_keys(self, keys: list[str]) -> dict[str, ConfigLayer]:
+        result = await self._uow.session.execute(
+            select(ConfigLayer).where(ConfigLayer.key.in_(keys))
+        )
+        return {layer.key: layer for layer in result.scalars()}

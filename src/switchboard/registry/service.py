@@ -1,0 +1,241 @@
+"""Agent registry operations. One unit of work per operation; uniqueness decided by the
+database (``INSERT … ON CONFLICT DO NOTHING``), never by a read before the insert."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from switchboard.db.uow import AccountScope, UnitOfWork, UnitOfWorkFactory
+from switchboard.errors import Conflict, InvalidRequest, NotFound
+from switchboard.pagination import decode_cursor, encode_cursor
+from switchboard.registry import cascade
+from switchboard.registry.config_schema import EffectiveConfig
+from switchboard.registry.models import Agent, ConfigLayer, layer_key
+from switchboard.registry.repository import AgentFilters, AgentRepository, ConfigLayerRepository
+from switchboard.registry.schemas import CASCADED_FIELDS, AgentCreate, AgentPatch
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedAgent:
+    agent: Agent
+    config: EffectiveConfig
+    merged: cascade.Merged
+
+
+def agent_not_found(slug: str) -> NotFound:
+    return NotFound(f"agent '{slug}' not found", code="AGENT_NOT_FOUND")
+
+
+def agent_exists(slug: str) -> Conflict:
+    return Conflict(f"agent '{slug}' already exists", code="AGENT_ALREADY_EXISTS")
+
+
+def cascade_layers(
+    stored: Mapping[str, ConfigLayer],
+    scope: AccountScope,
+    *,
+    agent: Agent | None,
+    fields: Mapping[str, Any],
+    overrides: Mapping[str, Any],
+) -> list[cascade.Layer]:
+    """global file → account file → agent file → the agent's database fields and overrides."""
+    keys = [layer_key(), layer_key(account_id=scope.id)]
+    if agent is not None:
+        keys.append(layer_key(agent_id=agent.id))
+    layers = [cascade.Layer(stored[k].source, stored[k].data) for k in keys if k in stored]
+    layers.append(cascade.Layer(cascade.DB_SOURCE, overrides))
+    db_fields = {name: fields[name] for name in CASCADED_FIELDS if fields.get(name) is not None}
+    layers.append(cascade.Layer(cascade.DB_SOURCE, db_fields))
+    return layers
+
+
+def invalid_config(problems: Sequence[cascade.ConfigProblem]) -> InvalidRequest:
+    listed = "; ".join(str(p) for p in problems)
+    return InvalidRequest(
+        f"invalid agent configuration: {listed}",
+        code="INVALID_CONFIG",
+        details={
+            "problems": [{"source": p.source, "key": p.key, "message": p.message} for p in problems]
+        },
+    )
+
+
+class AgentService:
+    def __init__(self, uow: UnitOfWorkFactory) -> None:
+        self._uow = uow
+
+    async def create(self, scope: AccountScope, data: AgentCreate) -> Agent:
+        async def op(u: UnitOfWork) -> Agent:
+            agent = await self.create_in(u, data)
+            if agent is None:
+                raise agent_exists(data.slug)
+            return agent
+
+        return await self._uow.run(op, scope=scope)
+
+    async def create_in(self, u: UnitOfWork, data: AgentCreate) -> Agent | None:
+        """Insert within an open unit of work; ``None`` when the slug is taken."""
+        values = data.model_dump(exclude={"tags"})
+        values["display_name"] = data.display_name or data.slug
+        await self.check_config_in(u, agent=None, fields=values, overrides=data.config)
+        return await AgentRepository(u).insert(values, tags=data.tags)
+
+    async def get(self, scope: AccountScope, slug: str) -> Agent:
+        async def op(u: UnitOfWork) -> Agent:
+            agent = await AgentRepository(u).get(slug)
+            if agent is None:
+                raise agent_not_found(slug)
+            return agent
+
+        return await self._uow.run(op, scope=scope, write=False)
+
+    async def page(
+        self, scope: AccountScope, filters: AgentFilters, *, cursor: str | None, limit: int
+    ) -> tuple[list[Agent], str | None]:
+        after = decode_cursor(cursor, size=1)[0] if cursor else None
+
+        async def op(u: UnitOfWork) -> list[Agent]:
+            return await AgentRepository(u).page(filters, after=after, limit=limit + 1)
+
+        rows = await self._uow.run(op, scope=scope, write=False)
+        if len(rows) > limit:
+            return rows[:limit], encode_cursor(rows[limit - 1].slug)
+        return rows, None
+
+    async def update(self, scope: AccountScope, slug: str, patch: AgentPatch) -> Agent:
+        changes = patch.model_dump(exclude_unset=True)
+        tags = changes.pop("tags", None)
+        for required in ("display_name", "description", "capabilities", "enabled", "config"):
+            if required in changes and changes[required] is None:
+                raise InvalidRequest(f"'{required}' cannot be null", code="VALIDATION_ERROR")
+
+        async def op(u: UnitOfWork) -> Agent:
+            repo = AgentRepository(u)
+            agent_id = await repo.update(slug, changes) if changes else None
+            agent = await repo.get(slug)
+            if agent is None or (changes and agent_id is None):
+                raise agent_not_found(slug)
+            if tags is not None:
+                await repo.replace_tags(agent.id, tags)
+                agent = await repo.get(slug)
+                assert agent is not None
+            fields = {name: getattr(agent, name) for name in CASCADED_FIELDS}
+            await self.check_config_in(u, agent=agent, fields=fields, overrides=agent.config)
+            return agent
+
+        return await self._uow.run(op, scope=scope)
+
+    async def delete(self, scope: AccountScope, slug: str) -> None:
+        async def op(u: UnitOfWork) -> None:
+            if not await AgentRepository(u).delete(slug):
+                raise agent_not_found(slug)
+
+        await self._uow.run(op, scope=scope)
+
+    async def resolve(self, scope: AccountScope, slug: str) -> ResolvedAgent:
+        """The agent with its effective configuration and where each value came from."""
+
+        async def op(u: UnitOfWork) -> ResolvedAgent:
+            agent = await AgentRepository(u).get(slug)
+            if agent is None:
+                raise agent_not_found(slug)
+            stored = await ConfigLayerRepository(u).for_agent(agent)
+            fields = {name: getattr(agent, name) for name in CASCADED_FIELDS}
+            merged = cascade.merge(
+                cascade_layers(stored, scope, agent=agent, fields=fields, overrides=agent.config)
+            )
+            config, problems = cascade.validate(merged)
+            if config is None:
+                raise invalid_config(problems)
+            return ResolvedAgent(agent=agent, config=config, merged=merged)
+
+        return await self._uow.run(op, scope=scope, write=False)
+
+    async def import_legacy(self, scope: AccountScope, entries: Sequence[object]) -> list[Agent]:
+        """Import a legacy registry (a list of agent profiles) all-or-nothing."""
+        problems: list[dict[str, object]] = []
+        parsed: list[tuple[int, AgentCreate]] = []
+        first_seen: dict[str, int] = {}
+        for index, entry in enumerate(entries):
+            try:
+                data = AgentCreate.model_validate(entry)
+            except ValidationError as exc:
+                problems.extend(
+                    {
+                        "index": index,
+                        "field": ".".join(str(p) for p in e["loc"]) or "(entry)",
+                        "message": e["msg"],
+                    }
+                    for e in exc.errors()
+                )
+                continue
+            if data.slug in first_seen:
+                problems.append(
+                    {
+                        "index": index,
+                        "field": "slug",
+                        "message": f"duplicate of entry {first_seen[data.slug]}",
+                    }
+                )
+                continue
+            first_seen[data.slug] = index
+            parsed.append((index, data))
+        if problems:
+            raise _import_failed(problems)
+
+        async def op(u: UnitOfWork) -> list[Agent]:
+            created: list[Agent] = []
+            failed: list[dict[str, object]] = []
+            for index, data in parsed:
+                try:
+                    agent = await self.create_in(u, data)
+                except InvalidRequest as exc:
+                    failed.append({"index": index, "field": "config", "message": exc.message})
+                    continue
+                if agent is None:
+                    failed.append(
+                        {
+                            "index": index,
+                            "field": "slug",
+                            "message": f"agent '{data.slug}' already exists",
+                        }
+                    )
+                else:
+                    created.append(agent)
+            if failed:
+                raise _import_failed(failed)  # raising rolls the whole import back
+            return created
+
+        return await self._uow.run(op, scope=scope)
+
+    async def check_config_in(
+        self,
+        u: UnitOfWork,
+        *,
+        agent: Agent | None,
+        fields: Mapping[str, Any],
+        overrides: Mapping[str, Any],
+    ) -> None:
+        repo = ConfigLayerRepository(u)
+        stored = (
+            await repo.for_agent(agent)
+            if agent is not None
+            else await repo.for_account(u.account.id)
+        )
+        merged = cascade.merge(
+            cascade_layers(stored, u.account, agent=agent, fields=fields, overrides=overrides)
+        )
+        _, problems = cascade.validate(merged)
+        if problems:
+            raise invalid_config(problems)
+
+
+def _import_failed(problems: list[dict[str, object]]) -> InvalidRequest:
+    lines = "; ".join(f"entry {p['index']}: {p['field']}: {p['message']}" for p in problems)
+    return InvalidRequest(
+        f"nothing imported: {lines}", code="IMPORT_INVALID", details={"problems": problems}
+    )

@@ -1,0 +1,53 @@
+"""Process settings, read from ``SWITCHBOARD_*`` environment variables (and ``.env``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/switchboard.db"
+
+
+class Settings(BaseSettings):
+    """Everything the process reads from its environment. Nothing else reads ``os.environ``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SWITCHBOARD_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    database_url: str = DEFAULT_DATABASE_URL
+    admin_key: SecretStr | None = None
+
+    # Pool settings (PostgreSQL; SQLite uses the same queue pool).
+    db_pool_size: int = Field(default=20, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
+    db_pool_timeout_s: float = Field(default=30.0, gt=0)
+    db_pool_pre_ping: bool = True
+    db_pool_recycle_s: int = Field(default=1800, ge=-1)
+    sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
+    db_echo: bool = False
+
+    # Whole-unit-of-work retry on transient database errors.
+    db_retry_attempts: int = Field(default=5, ge=1)
+    db_retry_base_s: float = Field(default=0.05, ge=0)
+    db_retry_max_total_s: float = Field(default=1.5, ge=0)
+
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    config_dir: Path = Path("configs")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_driver(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "database_url must start with 'sqlite+aiosqlite://' or 'postgresql+asyncpg://'"
+            )
+        return value
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

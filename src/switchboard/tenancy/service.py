@@ -1,0 +1,110 @@
+"""Accounts, API keys and authentication. One unit of work per operation."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from switchboard.db.uow import AccountScope, UnitOfWork, UnitOfWorkFactory
+from switchboard.errors import Conflict, NotFound, Unauthenticated
+from switchboard.tenancy import keys
+from switchboard.tenancy.models import Account, ApiKey
+from switchboard.tenancy.repository import AccountRepository, ApiKeyRepository
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the operator (admin key) or one account (its API key)."""
+
+    is_admin: bool
+    scope: AccountScope | None = None
+    key_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedKey:
+    key: ApiKey
+    secret: str
+
+
+def account_not_found(slug: str) -> NotFound:
+    return NotFound(f"account '{slug}' not found", code="ACCOUNT_NOT_FOUND")
+
+
+class TenancyService:
+    def __init__(self, uow: UnitOfWorkFactory, *, admin_key: str | None) -> None:
+        self._uow = uow
+        self._admin_key = admin_key
+
+    async def create_account(self, *, slug: str, name: str) -> Account:
+        async def op(u: UnitOfWork) -> Account:
+            account = await AccountRepository(u).insert(slug=slug, name=name)
+            if account is None:
+                raise Conflict(f"account '{slug}' already exists", code="ACCOUNT_ALREADY_EXISTS")
+            return account
+
+        return await self._uow.run(op)
+
+    @staticmethod
+    async def ensure_account_in(u: UnitOfWork, *, slug: str, name: str) -> tuple[Account, bool]:
+        """Create or rename an account within an open unit of work; (account, created)."""
+        return await AccountRepository(u).upsert(slug=slug, name=name)
+
+    async def get_account(self, slug: str) -> Account:
+        async def op(u: UnitOfWork) -> Account:
+            account = await AccountRepository(u).get_by_slug(slug)
+            if account is None:
+                raise account_not_found(slug)
+            return account
+
+        return await self._uow.run(op, write=False)
+
+    async def create_key(self, scope: AccountScope, *, name: str | None) -> CreatedKey:
+        secret = keys.generate_key()
+
+        async def op(u: UnitOfWork) -> ApiKey:
+            return ApiKeyRepository(u).add(
+                name=name, prefix=keys.display_prefix(secret), key_hash=keys.hash_key(secret)
+            )
+
+        return CreatedKey(key=await self._uow.run(op, scope=scope), secret=secret)
+
+    async def list_keys(self, scope: AccountScope) -> list[ApiKey]:
+        async def op(u: UnitOfWork) -> list[ApiKey]:
+            return await ApiKeyRepository(u).all()
+
+        return await self._uow.run(op, scope=scope, write=False)
+
+    async def revoke_key(self, scope: AccountScope, key_id: uuid.UUID) -> None:
+        async def op(u: UnitOfWork) -> None:
+            if not await ApiKeyRepository(u).revoke(key_id):
+                raise NotFound(f"no active key '{key_id}' in this account", code="KEY_NOT_FOUND")
+
+        await self._uow.run(op, scope=scope)
+
+    async def authenticate(self, presented: str | None) -> Principal:
+        if not presented:
+            raise Unauthenticated("missing API key: send 'Authorization: Bearer <key>'")
+        if self._admin_key is not None and keys.same_secret(presented, self._admin_key):
+            return Principal(is_admin=True)
+
+        async def op(u: UnitOfWork) -> Principal | None:
+            owner = await ApiKeyRepository(u).find_owner(keys.hash_key(presented))
+            if owner is None:
+                return None
+            return Principal(is_admin=False, scope=owner.scope, key_id=owner.key_id)
+
+        principal = await self._uow.run(op, write=False)
+        if principal is None:
+            raise Unauthenticated("invalid or revoked API key")
+        return principal
+
+    async def resolve(self, principal: Principal, slug: str) -> AccountScope:
+        """The account a request may act on. Another account's slug is 'not found', so a key
+        never learns which other accounts exist."""
+        if not principal.is_admin:
+            if principal.scope is None or principal.scope.slug != slug:
+                raise account_not_found(slug)
+            return principal.scope
+        account = await self.get_account(slug)
+        return AccountScope(id=account.id, slug=account.slug)

@@ -1,0 +1,167 @@
+"""Test fixtures. Every run makes its own databases: an SQLite file always, and a PostgreSQL
+database when SWITCHBOARD_TEST_POSTGRES_URL (an admin connection URL) is set. With
+SWITCHBOARD_TEST_REQUIRE_POSTGRES=1 an unreachable server fails the run instead of skipping."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from pydantic import SecretStr
+from sqlalchemy.engine import make_url
+
+from switchboard.app import create_app
+from switchboard.bootstrap import Container, build_container
+from switchboard.db.migrate import upgrade
+from switchboard.db.uow import AccountScope
+from switchboard.settings import Settings
+
+ADMIN_KEY = "test-admin-key-0123456789"
+PG_ADMIN_URL = os.environ.get("SWITCHBOARD_TEST_POSTGRES_URL")
+REQUIRE_PG = os.environ.get("SWITCHBOARD_TEST_REQUIRE_POSTGRES") == "1"
+BACKENDS = ["sqlite", "postgres"]
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def _pg_dsn(url: str, database: str | None = None) -> str:
+    parsed = make_url(url).set(drivername="postgresql")
+    if database is not None:
+        parsed = parsed.set(database=database)
+    return parsed.render_as_string(hide_password=False)
+
+
+async def _create_pg_database() -> tuple[str, str]:
+    if not PG_ADMIN_URL:
+        message = "SWITCHBOARD_TEST_POSTGRES_URL is not set"
+        if REQUIRE_PG:
+            pytest.fail(f"PostgreSQL tests are required but {message}")
+        pytest.skip(message)
+    name = f"switchboard_test_{uuid.uuid4().hex[:12]}"
+    try:
+        conn = await asyncpg.connect(_pg_dsn(PG_ADMIN_URL), timeout=10)
+    except (OSError, asyncpg.PostgresError) as exc:
+        if REQUIRE_PG:
+            pytest.fail(f"PostgreSQL tests are required but the server is unreachable: {exc}")
+        pytest.skip(f"PostgreSQL unreachable: {exc}")
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    url = make_url(PG_ADMIN_URL).set(drivername="postgresql+asyncpg", database=name)
+    return name, url.render_as_string(hide_password=False)
+
+
+async def _drop_pg_database(name: str) -> None:
+    assert PG_ADMIN_URL
+    conn = await asyncpg.connect(_pg_dsn(PG_ADMIN_URL), timeout=10)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+async def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
+    """A migrated, empty-at-start database for this run, on each backend."""
+    if request.param == "sqlite":
+        path: Path = tmp_path_factory.mktemp("db") / "switchboard.db"
+        url = f"sqlite+aiosqlite:///{path}"
+        await asyncio.to_thread(upgrade, url)
+        yield url
+        return
+    name, url = await _create_pg_database()
+    try:
+        await asyncio.to_thread(upgrade, url)
+        yield url
+    finally:
+        await _drop_pg_database(name)
+
+
+@pytest.fixture
+def backend(database_url: str) -> str:
+    return "sqlite" if database_url.startswith("sqlite") else "postgres"
+
+
+def make_settings(database_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "database_url": database_url,
+        "admin_key": SecretStr(ADMIN_KEY),
+        **overrides,
+    }
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return make_settings(database_url)
+
+
+@pytest.fixture
+async def container(settings: Settings) -> AsyncIterator[Container]:
+    built = await build_container(settings)
+    try:
+        yield built
+    finally:
+        await built.aclose()
+
+
+@pytest.fixture
+async def account(container: Container) -> AccountScope:
+    created = await container.tenancy.create_account(slug=unique("acct"), name="Test account")
+    return AccountScope(id=created.id, slug=created.slug)
+
+
+async def open_client(settings: Settings) -> tuple[LifespanManager, httpx.AsyncClient]:
+    app = create_app(settings)
+    manager = LifespanManager(app)
+    await manager.__aenter__()
+    transport = httpx.ASGITransport(app=manager.app)
+    return manager, httpx.AsyncClient(transport=transport, base_url="http://test")
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    manager, http = await open_client(settings)
+    try:
+        yield http
+    finally:
+        await http.aclose()
+        await manager.__aexit__(None, None, None)
+
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
+
+
+async def new_account(client: httpx.AsyncClient) -> tuple[str, dict[str, str]]:
+    """Create an account over HTTP; its slug and the headers of a fresh key for it."""
+    slug = unique("acct")
+    response = await client.post("/v1/accounts", json={"slug": slug, "name": slug}, headers=ADMIN)
+    assert response.status_code == 201, response.text
+    key = await client.post(f"/v1/accounts/{slug}/keys", json={}, headers=ADMIN)
+    assert key.status_code == 201, key.text
+    return slug, {"Authorization": f"Bearer {key.json()['key']}"}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def env_database(database_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Point CLI commands (which read the environment) at the test database."""
+    monkeypatch.setenv("SWITCHBOARD_DATABASE_URL", database_url)
+    monkeypatch.setenv("SWITCHBOARD_ADMIN_KEY", ADMIN_KEY)
+    return database_url
