@@ -8,12 +8,14 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 
@@ -123,22 +125,20 @@ async def account(container: Container) -> AccountScope:
     return AccountScope(id=created.id, slug=created.slug)
 
 
-async def open_client(settings: Settings) -> tuple[LifespanManager, httpx.AsyncClient]:
+@asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """The app with its lifespan running, and an HTTP client bound to it in-process."""
     app = create_app(settings)
-    manager = LifespanManager(app)
-    await manager.__aenter__()
-    transport = httpx.ASGITransport(app=manager.app)
-    return manager, httpx.AsyncClient(transport=transport, base_url="http://test")
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            yield app, http
 
 
 @pytest.fixture
 async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    manager, http = await open_client(settings)
-    try:
+    async with serving(settings) as (_, http):
         yield http
-    finally:
-        await http.aclose()
-        await manager.__aexit__(None, None, None)
 
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}

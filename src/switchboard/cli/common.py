@@ -14,8 +14,8 @@ from switchboard.errors import SwitchboardError
 from switchboard.settings import Settings
 
 T = TypeVar("T")
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def fail(message: str, *, problems: list[str] | None = None, code: int = 1) -> NoReturn:

@@ -1,0 +1,151 @@
+"""`switchboard apply` and the legacy import: all or nothing, idempotent, sources explained."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from switchboard.bootstrap import Container
+from switchboard.db.uow import AccountScope, UnitOfWork
+from switchboard.errors import InvalidRequest, NotFound
+from switchboard.registry import cascade
+from switchboard.registry.config_tree import load_tree
+from switchboard.registry.models import Agent
+from switchboard.registry.repository import AgentFilters
+from switchboard.registry.schemas import AgentCreate
+from switchboard.registry.service import AgentService
+from switchboard.tenancy.models import Account
+from tests.conftest import unique
+from tests.unit.test_config_tree import write
+
+
+def tree_files(account: str) -> dict[str, str]:
+    return {
+        "global.yaml": "model_settings: {max_tokens: 300}\n",
+        f"{account}/account.yaml": "name: Acme\nmodel_settings: {temperature: 0.4}\n",
+        f"{account}/support/config.yaml": "display_name: Support\ntags: [x, y]\nmodel: m1\n",
+        f"{account}/sales/config.yaml": "team: revenue\n",
+    }
+
+
+async def scope_of(container: Container, slug: str) -> AccountScope:
+    account = await container.tenancy.get_account(slug)
+    return AccountScope(account.id, account.slug)
+
+
+async def test_apply_creates_then_is_idempotent(container: Container, tmp_path: Path) -> None:
+    slug = unique("acme")
+    tree = load_tree(write(tmp_path, tree_files(slug)))
+    first = await container.applier.apply(tree)
+    assert first.accounts_created == [slug]
+    assert sorted(first.agents_created) == [f"{slug}/sales", f"{slug}/support"]
+
+    scope = await scope_of(container, slug)
+    before, _ = await container.agents.page(scope, AgentFilters(), cursor=None, limit=10)
+    second = await container.applier.apply(tree)
+    assert second.accounts_updated == [slug]
+    assert second.agents_created == []
+    after, _ = await container.agents.page(scope, AgentFilters(), cursor=None, limit=10)
+    assert [(a.slug, a.display_name, a.tags, a.team) for a in after] == [
+        (a.slug, a.display_name, a.tags, a.team) for a in before
+    ]
+
+    resolved = await container.agents.resolve(scope, "support")
+    sources = {k: s for k, _, s in cascade.explain(resolved.merged)}
+    root = str(tmp_path)
+    assert resolved.config.model == "m1"
+    assert sources["model"] == f"{root}/{slug}/support/config.yaml"
+    assert sources["model_settings.temperature"] == f"{root}/{slug}/account.yaml"
+    assert sources["model_settings.max_tokens"] == f"{root}/global.yaml"
+    assert sources["memory.max_messages"] == "default"
+
+
+async def test_db_overrides_win_over_files(container: Container, tmp_path: Path) -> None:
+    slug = unique("acme")
+    await container.applier.apply(load_tree(write(tmp_path, tree_files(slug))))
+    scope = await scope_of(container, slug)
+    from switchboard.registry.schemas import AgentPatch
+
+    await container.agents.update(
+        scope, "support", AgentPatch(model="m2", config={"model_settings": {"max_tokens": 42}})
+    )
+    resolved = await container.agents.resolve(scope, "support")
+    sources = {k: s for k, _, s in cascade.explain(resolved.merged)}
+    assert (resolved.config.model, sources["model"]) == ("m2", "db")
+    assert resolved.config.model_settings.max_tokens == 42
+    assert sources["model_settings.max_tokens"] == "db"
+
+
+async def _counts(container: Container) -> tuple[int, int]:
+    async def op(u: UnitOfWork) -> tuple[int, int]:
+        accounts = (await u.session.execute(select(func.count()).select_from(Account))).scalar()
+        agents = (await u.session.execute(select(func.count()).select_from(Agent))).scalar()
+        return int(accounts or 0), int(agents or 0)
+
+    return await container.uow.run(op, write=False)
+
+
+async def test_apply_is_all_or_nothing(
+    container: Container, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure at the last agent leaves no account, agent or layer of the tree behind."""
+    slug = unique("acme")
+    files = tree_files(slug) | {f"{slug}/zz-last/config.yaml": "description: last\n"}
+    tree = load_tree(write(tmp_path, files))
+    original = AgentService.check_config_in
+
+    async def fail_on_last(self: AgentService, u: UnitOfWork, **kwargs: Any) -> None:
+        if kwargs["agent"] is not None and kwargs["agent"].slug == "zz-last":
+            raise InvalidRequest("injected failure", code="INVALID_CONFIG")
+        await original(self, u, **kwargs)
+
+    monkeypatch.setattr(AgentService, "check_config_in", fail_on_last)
+    before = await _counts(container)
+    with pytest.raises(InvalidRequest):
+        await container.applier.apply(tree)
+    assert await _counts(container) == before
+    with pytest.raises(NotFound):
+        await container.tenancy.get_account(slug)
+
+
+async def test_legacy_import(container: Container, account: AccountScope) -> None:
+    entries = [
+        {"slug": "one", "model": "demo", "tags": ["a"]},
+        {"slug": "two", "display_name": "Two", "enabled": False},
+    ]
+    created = await container.agents.import_legacy(account, entries)
+    assert [a.slug for a in created] == ["one", "two"]
+
+
+async def test_legacy_import_reports_every_problem_and_imports_nothing(
+    container: Container, account: AccountScope
+) -> None:
+    await container.agents.create(account, AgentCreate(slug="taken"))
+    entries: list[object] = [
+        {"slug": "fine"},
+        {"slug": "fine"},
+        {"slug": "bad", "enabled": "sometimes"},
+        "not an object",
+        {"slug": "typo", "modle": "demo"},
+    ]
+    with pytest.raises(InvalidRequest) as caught:
+        await container.agents.import_legacy(account, entries)
+    problems = caught.value.details["problems"]
+    assert isinstance(problems, list)
+    assert {(p["index"], p["field"]) for p in problems} == {
+        (1, "slug"),
+        (2, "enabled"),
+        (3, "(entry)"),
+        (4, "modle"),
+    }
+    # the database check runs only when the file itself is clean, and is all-or-nothing too
+    with pytest.raises(InvalidRequest) as caught:
+        await container.agents.import_legacy(account, [{"slug": "new"}, {"slug": "taken"}])
+    assert caught.value.details["problems"] == [
+        {"index": 1, "field": "slug", "message": "agent 'taken' already exists"}
+    ]
+    rows, _ = await container.agents.page(account, AgentFilters(), cursor=None, limit=10)
+    assert [a.slug for a in rows] == ["taken"]

@@ -1,0 +1,104 @@
+"""The CLI as a new user runs it (against this run's test database)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from switchboard.cli import app
+from tests.conftest import unique
+from tests.unit.test_config_tree import write
+
+runner = CliRunner()
+
+
+def test_every_command_has_help() -> None:
+    for args in (
+        ["--help"],
+        ["serve", "--help"],
+        ["apply", "--help"],
+        ["db", "--help"],
+        ["db", "upgrade", "--help"],
+        ["config", "explain", "--help"],
+        ["registry", "import", "--help"],
+        ["accounts", "create", "--help"],
+        ["keys", "create", "--help"],
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, (args, result.output)
+        assert "Usage" in result.output
+
+
+def test_apply_explain_and_import(env_database: str, tmp_path: Path) -> None:
+    slug = unique("cli")
+    files = {
+        f"{slug}/account.yaml": "name: CLI Co\n",
+        f"{slug}/helper/config.yaml": "model: openai:gpt-4o-mini\ntags: [t]\n",
+    }
+    root = write(tmp_path / "configs", files)
+    dry = runner.invoke(app, ["apply", str(root), "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "is valid: 1 accounts, 1 agents" in dry.output
+
+    applied = runner.invoke(app, ["apply", str(root)])
+    assert applied.exit_code == 0, applied.output
+    assert "agents 1 created" in applied.output
+
+    explained = runner.invoke(app, ["config", "explain", f"{slug}/helper", "--json"])
+    assert explained.exit_code == 0, explained.output
+    rows = {row["key"]: row for row in json.loads(explained.output)}
+    assert rows["model"]["value"] == "openai:gpt-4o-mini"
+    assert rows["model"]["source"].endswith(f"{slug}/helper/config.yaml")
+
+    legacy = tmp_path / "legacy.json"
+    legacy.write_text(json.dumps([{"slug": "a"}, {"slug": "b", "tags": ["x"]}]))
+    imported = runner.invoke(app, ["registry", "import", str(legacy), "--account", slug])
+    assert imported.exit_code == 0, imported.output
+    assert "imported 2 agents" in imported.output
+
+    again = runner.invoke(app, ["registry", "import", str(legacy), "--account", slug])
+    assert again.exit_code == 1
+    assert "IMPORT_INVALID" in again.output
+    assert "agent 'a' already exists" in again.output
+
+
+def test_apply_reports_misplaced_files_and_applies_nothing(
+    env_database: str, tmp_path: Path
+) -> None:
+    slug = unique("cli")
+    root = write(
+        tmp_path / "configs",
+        {
+            f"{slug}/ok/config.yaml": "model: demo\n",
+            "simple_chat/config.yaml": "model: demo\n",
+        },
+    )
+    result = runner.invoke(app, ["apply", str(root)])
+    assert result.exit_code == 1
+    assert "nothing applied" in result.output
+    assert "simple_chat/config.yaml" in result.output
+    missing = runner.invoke(app, ["config", "explain", f"{slug}/ok"])
+    assert missing.exit_code == 1
+    assert "ACCOUNT_NOT_FOUND" in missing.output
+
+
+def test_accounts_and_keys_commands(env_database: str) -> None:
+    slug = unique("cli")
+    created = runner.invoke(app, ["accounts", "create", slug, "--name", "Via CLI"])
+    assert created.exit_code == 0, created.output
+    duplicate = runner.invoke(app, ["accounts", "create", slug])
+    assert duplicate.exit_code == 1
+    assert "ACCOUNT_ALREADY_EXISTS" in duplicate.output
+    key = runner.invoke(app, ["keys", "create", slug])
+    assert key.exit_code == 0, key.output
+    assert "sb_" in key.output
+
+
+def test_broken_legacy_file(env_database: str, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.json"
+    broken.write_text('[{"slug": ')
+    result = runner.invoke(app, ["registry", "import", str(broken), "--account", "x"])
+    assert result.exit_code == 1
+    assert "not valid JSON" in result.output
