@@ -64,7 +64,10 @@ def explain(
     if as_json:
         print(json.dumps([{"key": k, "value": v, "source": s} for k, v, s in rows], indent=2))
         return
-    table = Table("key", "value", "source", title=f"effective config of {target}")
+    table = Table(title=f"effective config of {target}")
+    table.add_column("key", no_wrap=True)
+    table.add_column("value", overflow="fold")
+    table.add_column("source", overflow="fold")
     for key, value, source in rows:
         table.add_row(key, json.dumps(value), source)
     console.print(table)
