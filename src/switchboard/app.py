@@ -12,7 +12,10 @@ from switchboard.api import health
 from switchboard.api.errors import install_error_handlers
 from switchboard.api.limits import BodySizeLimit
 from switchboard.bootstrap import build_container
+from switchboard.conversations.router import router as conversations_router
+from switchboard.ledger.router import router as ledger_router
 from switchboard.registry.router import router as agents_router
+from switchboard.runtime.router import router as chat_router
 from switchboard.settings import Settings
 from switchboard.tenancy.router import router as accounts_router
 
@@ -24,6 +27,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         container = await build_container(settings)
         app.state.container = container
+        await container.sweeper.start()  # abandoned pending rows → interrupted
         try:
             yield
         finally:
@@ -40,4 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(accounts_router)
     app.include_router(agents_router)
+    app.include_router(chat_router)
+    app.include_router(conversations_router)
+    app.include_router(ledger_router)
     return app

@@ -7,11 +7,16 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from switchboard.conversations.service import ConversationService
 from switchboard.db.engine import create_engine, ensure_sqlite_directory
 from switchboard.db.uow import UnitOfWorkFactory
+from switchboard.ledger.service import LedgerService, Sweeper
+from switchboard.memories.service import MemoryService
 from switchboard.registry.apply import ConfigApplier
 from switchboard.registry.service import AgentService
 from switchboard.retry import RetryPolicy
+from switchboard.runtime.chat import ChatService
+from switchboard.runtime.models import ModelFactory
 from switchboard.settings import Settings
 from switchboard.tenancy.service import TenancyService
 
@@ -24,8 +29,16 @@ class Container:
     tenancy: TenancyService
     agents: AgentService
     applier: ConfigApplier
+    conversations: ConversationService
+    ledger: LedgerService
+    models: ModelFactory
+    chat: ChatService
+    sweeper: Sweeper
 
     async def aclose(self) -> None:
+        await self.sweeper.stop()
+        await self.ledger.drain()
+        await self.models.aclose()
         await self.engine.dispose()
 
 
@@ -43,6 +56,17 @@ async def build_container(settings: Settings) -> Container:
     )
     admin_key = settings.admin_key.get_secret_value() if settings.admin_key else None
     agents = AgentService(uow)
+    conversations = ConversationService(uow)
+    ledger = LedgerService(uow)
+    models = ModelFactory()
+    chat = ChatService(
+        uow=uow,
+        agents=agents,
+        conversations=conversations,
+        ledger=ledger,
+        models=models,
+        memories=MemoryService(uow),
+    )
     return Container(
         settings=settings,
         engine=engine,
@@ -50,4 +74,9 @@ async def build_container(settings: Settings) -> Container:
         tenancy=TenancyService(uow, admin_key=admin_key),
         agents=agents,
         applier=ConfigApplier(uow, agents=agents),
+        conversations=conversations,
+        ledger=ledger,
+        models=models,
+        chat=chat,
+        sweeper=Sweeper(ledger, interval_s=settings.ledger_sweep_interval_s),
     )

@@ -3,7 +3,10 @@
     SwitchboardError (code, message, kind)
     ├── TransientError      retryable: the same request may succeed later
     │   ├── DatabaseBusy            DATABASE_BUSY        (locks, pool exhausted)
-    │   └── DatabaseUnavailable     DATABASE_UNAVAILABLE (connection lost / refused)
+    │   ├── DatabaseUnavailable     DATABASE_UNAVAILABLE (connection lost / refused)
+    │   ├── ProviderRateLimited     PROVIDER_RATE_LIMITED (429)
+    │   ├── ProviderUnavailable     PROVIDER_UNAVAILABLE (5xx, connection errors)
+    │   └── ProviderTimeout         PROVIDER_TIMEOUT
     ├── PermanentError      the request itself is wrong; retrying cannot help
     │   ├── InvalidRequest          VALIDATION_ERROR / INVALID_JSON / INVALID_CURSOR …
     │   │   └── PayloadTooLarge     PAYLOAD_TOO_LARGE
@@ -11,8 +14,10 @@
     │   ├── Forbidden               FORBIDDEN
     │   ├── NotFound                ACCOUNT_NOT_FOUND / AGENT_NOT_FOUND / KEY_NOT_FOUND …
     │   └── Conflict                ACCOUNT_ALREADY_EXISTS / AGENT_ALREADY_EXISTS …
+    │   └── UpstreamRejected        PROVIDER_PERMANENT_ERROR (the provider refused the call)
     └── FatalError          the deployment is broken; an operator must act
         ├── ConfigurationError      CONFIGURATION_ERROR
+        ├── ProviderMisconfigured   PROVIDER_MISCONFIGURED (missing or rejected API key)
         └── DataCorruption          DATA_CORRUPTION
 
 Codes are stable strings clients may rely on. Nothing here knows about HTTP:
@@ -111,3 +116,29 @@ class ConfigurationError(FatalError):
 
 class DataCorruption(FatalError):
     default_code: ClassVar[str] = "DATA_CORRUPTION"
+
+
+# --- providers (upstream LLM APIs) ----------------------------------------------------------
+class ProviderRateLimited(TransientError):
+    default_code: ClassVar[str] = "PROVIDER_RATE_LIMITED"
+
+
+class ProviderUnavailable(TransientError):
+    default_code: ClassVar[str] = "PROVIDER_UNAVAILABLE"
+
+
+class ProviderTimeout(TransientError):
+    default_code: ClassVar[str] = "PROVIDER_TIMEOUT"
+
+
+class UpstreamRejected(PermanentError):
+    """The provider refused the request (400, 404, 422, content policy): not the client's input,
+    not retryable."""
+
+    default_code: ClassVar[str] = "PROVIDER_PERMANENT_ERROR"
+
+
+class ProviderMisconfigured(FatalError):
+    """A missing or rejected API key, an unknown provider: an operator must fix the config."""
+
+    default_code: ClassVar[str] = "PROVIDER_MISCONFIGURED"

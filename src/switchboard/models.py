@@ -1,7 +1,21 @@
 """Imports every ORM model so ``Base.metadata`` is complete (Alembic, tests)."""
 
+from switchboard.conversations.models import Conversation, Message
 from switchboard.db.base import Base
+from switchboard.ledger.models import LlmRequest
+from switchboard.memories.models import Memory
 from switchboard.registry.models import Agent, AgentTag, ConfigLayer
 from switchboard.tenancy.models import Account, ApiKey
 
-__all__ = ["Account", "Agent", "AgentTag", "ApiKey", "Base", "ConfigLayer"]
+__all__ = [
+    "Account",
+    "Agent",
+    "AgentTag",
+    "ApiKey",
+    "Base",
+    "ConfigLayer",
+    "Conversation",
+    "LlmRequest",
+    "Memory",
+    "Message",
+]

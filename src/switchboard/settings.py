@@ -11,7 +11,8 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/switchboard.db"
 
 
 class Settings(BaseSettings):
-    """Everything the process reads from its environment. Nothing else reads ``os.environ``."""
+    """Everything the process reads from its environment, except provider API keys, which the
+    model factory reads from the variables the config names (they are never stored)."""
 
     model_config = SettingsConfigDict(
         env_prefix="SWITCHBOARD_", env_file=".env", extra="ignore", frozen=True
@@ -33,6 +34,8 @@ class Settings(BaseSettings):
     db_retry_attempts: int = Field(default=5, ge=1)
     db_retry_base_s: float = Field(default=0.05, ge=0)
     db_retry_max_total_s: float = Field(default=1.5, ge=0)
+
+    ledger_sweep_interval_s: float = Field(default=30.0, gt=0)
 
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     config_dir: Path = Path("configs")

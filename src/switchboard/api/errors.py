@@ -23,6 +23,7 @@ from switchboard.errors import (
     SwitchboardError,
     TransientError,
     Unauthenticated,
+    UpstreamRejected,
 )
 
 log = logging.getLogger("switchboard.api")
@@ -35,6 +36,7 @@ _STATUS: list[tuple[type[SwitchboardError], int]] = [
     (Conflict, 409),
     (PayloadTooLarge, 413),
     (InvalidRequest, 422),
+    (UpstreamRejected, 502),
     (PermanentError, 400),
     (TransientError, 503),
     (FatalError, 500),

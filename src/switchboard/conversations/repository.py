@@ -1,0 +1,187 @@
+"""Conversation and message queries, scoped to the unit of work's account. Never commits."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+
+from switchboard.conversations.models import Conversation, Message
+from switchboard.db.base import utcnow
+from switchboard.db.uow import UnitOfWork
+from switchboard.db.upsert import dialect_insert
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    role: str
+    content: str
+    data: Any
+
+
+class ConversationRepository:
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+        self._account_id = uow.account.id
+
+    async def insert_ignoring_conflict(
+        self,
+        *,
+        conversation_id: uuid.UUID,
+        agent_id: uuid.UUID,
+        agent_slug: str,
+        user: str | None,
+        default_key: str | None,
+    ) -> None:
+        """Create the conversation unless its id (or default key) exists: never check first."""
+        now = utcnow()
+        statement = (
+            dialect_insert(self._uow, Conversation)
+            .values(
+                id=conversation_id,
+                account_id=self._account_id,
+                agent_id=agent_id,
+                agent_slug=agent_slug,
+                user=user,
+                default_key=default_key,
+                summary_upto_seq=0,
+                next_seq=1,
+                created_at=now,
+                updated_at=now,
+            )
+            .on_conflict_do_nothing()
+        )
+        await self._uow.session.execute(statement)
+
+    async def get(self, conversation_id: uuid.UUID) -> Conversation | None:
+        result = await self._uow.session.execute(
+            select(Conversation)
+            .where(Conversation.id == conversation_id, Conversation.account_id == self._account_id)
+            .execution_options(populate_existing=True)
+        )
+        return result.scalar_one_or_none()
+
+    async def get_by_default_key(self, default_key: str) -> Conversation | None:
+        result = await self._uow.session.execute(
+            select(Conversation).where(
+                Conversation.default_key == default_key,
+                Conversation.account_id == self._account_id,
+            )
+        )
+        return result.scalar_one_or_none()
+
+    async def allocate(self, conversation_id: uuid.UUID, count: int) -> int:
+        """Reserve ``count`` sequence numbers atomically; returns the first."""
+        result = await self._uow.session.execute(
+            update(Conversation)
+            .where(Conversation.id == conversation_id, Conversation.account_id == self._account_id)
+            .values(next_seq=Conversation.next_seq + count, updated_at=utcnow())
+            .returning(Conversation.next_seq)
+        )
+        return int(result.scalar_one()) - count
+
+    async def add_messages(
+        self,
+        conversation_id: uuid.UUID,
+        first_seq: int,
+        messages: Sequence[NewMessage],
+        *,
+        run_id: uuid.UUID | None,
+    ) -> None:
+        now = utcnow()
+        for offset, message in enumerate(messages):
+            self._uow.session.add(
+                Message(
+                    id=uuid.uuid4(),
+                    conversation_id=conversation_id,
+                    account_id=self._account_id,
+                    seq=first_seq + offset,
+                    role=message.role,
+                    content=message.content,
+                    data=message.data,
+                    run_id=run_id,
+                    created_at=now,
+                )
+            )
+
+    async def recent(
+        self, conversation_id: uuid.UUID, *, before_seq: int, limit: int
+    ) -> list[Message]:
+        """The last ``limit`` messages before ``before_seq``, oldest first."""
+        result = await self._uow.session.execute(
+            select(Message)
+            .where(
+                Message.conversation_id == conversation_id,
+                Message.account_id == self._account_id,
+                Message.seq < before_seq,
+            )
+            .order_by(Message.seq.desc())
+            .limit(limit)
+        )
+        return list(reversed(list(result.scalars())))
+
+    async def between(
+        self, conversation_id: uuid.UUID, *, after: int, before: int
+    ) -> list[Message]:
+        result = await self._uow.session.execute(
+            select(Message)
+            .where(
+                Message.conversation_id == conversation_id,
+                Message.account_id == self._account_id,
+                Message.seq > after,
+                Message.seq < before,
+            )
+            .order_by(Message.seq)
+        )
+        return list(result.scalars())
+
+    async def set_summary(self, conversation_id: uuid.UUID, summary: str, upto_seq: int) -> bool:
+        """Store a summary unless a newer one is already there (conditional update)."""
+        result = await self._uow.session.execute(
+            update(Conversation)
+            .where(
+                Conversation.id == conversation_id,
+                Conversation.account_id == self._account_id,
+                Conversation.summary_upto_seq < upto_seq,
+            )
+            .values(summary=summary, summary_upto_seq=upto_seq)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def page(
+        self, *, agent: str | None, before: tuple[datetime, uuid.UUID] | None, limit: int
+    ) -> list[Conversation]:
+        statement = select(Conversation).where(Conversation.account_id == self._account_id)
+        if agent is not None:
+            statement = statement.where(Conversation.agent_slug == agent)
+        if before is not None:
+            created, conv_id = before
+            statement = statement.where(
+                or_(
+                    Conversation.created_at < created,
+                    and_(Conversation.created_at == created, Conversation.id < conv_id),
+                )
+            )
+        result = await self._uow.session.execute(
+            statement.order_by(Conversation.created_at.desc(), Conversation.id.desc()).limit(limit)
+        )
+        return list(result.scalars())
+
+    async def messages(
+        self, conversation_id: uuid.UUID, *, after_seq: int, limit: int
+    ) -> list[Message]:
+        result = await self._uow.session.execute(
+            select(Message)
+            .where(
+                Message.conversation_id == conversation_id,
+                Message.account_id == self._account_id,
+                Message.seq > after_seq,
+            )
+            .order_by(Message.seq)
+            .limit(limit)
+        )
+        return list(result.scalars())

@@ -1,0 +1,192 @@
+"""Conversations: race-free creation, atomic sequence numbers, a bounded history window."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from switchboard.conversations.models import Conversation, Message
+from switchboard.conversations.repository import ConversationRepository, NewMessage
+from switchboard.db.uow import AccountScope, UnitOfWork, UnitOfWorkFactory
+from switchboard.errors import Conflict, NotFound
+from switchboard.pagination import decode_cursor, encode_cursor
+
+ConversationRef = uuid.UUID | Literal["default"] | None
+SUMMARY_SOURCE_LIMIT = 200
+
+
+@dataclass(frozen=True, slots=True)
+class TurnStart:
+    conversation: Conversation
+    user_seq: int
+    history: list[Message]
+    to_summarize: list[Message]  # older messages not yet folded into the summary
+
+
+def conversation_not_found(conversation_id: object) -> NotFound:
+    return NotFound(f"conversation '{conversation_id}' not found", code="CONVERSATION_NOT_FOUND")
+
+
+class ConversationService:
+    def __init__(self, uow: UnitOfWorkFactory) -> None:
+        self._uow = uow
+
+    async def begin_turn(
+        self,
+        scope: AccountScope,
+        *,
+        agent_id: uuid.UUID,
+        agent_slug: str,
+        ref: ConversationRef,
+        user: str | None,
+        message: NewMessage,
+        max_messages: int,
+        summarize: bool,
+    ) -> TurnStart:
+        """Find or create the conversation, store the user's message and load the history
+        window — one short unit of work, closed before any provider call."""
+
+        async def op(u: UnitOfWork) -> TurnStart:
+            repo = ConversationRepository(u)
+            conversation = await self._resolve(
+                repo, agent_id=agent_id, agent_slug=agent_slug, ref=ref, user=user
+            )
+            seq = await repo.allocate(conversation.id, 1)
+            await repo.add_messages(conversation.id, seq, [message], run_id=None)
+            history = _from_a_user_turn(
+                await repo.recent(conversation.id, before_seq=seq, limit=max_messages)
+            )
+            to_summarize: list[Message] = []
+            window_start = history[0].seq if history else seq
+            if summarize and window_start > conversation.summary_upto_seq + 1:
+                to_summarize = (
+                    await repo.between(
+                        conversation.id, after=conversation.summary_upto_seq, before=window_start
+                    )
+                )[-SUMMARY_SOURCE_LIMIT:]
+            return TurnStart(conversation, seq, history, to_summarize)
+
+        return await self._uow.run(op, scope=scope)
+
+    async def _resolve(
+        self,
+        repo: ConversationRepository,
+        *,
+        agent_id: uuid.UUID,
+        agent_slug: str,
+        ref: ConversationRef,
+        user: str | None,
+    ) -> Conversation:
+        if ref == "default":
+            key = f"{agent_id}:{user or ''}"
+            await repo.insert_ignoring_conflict(
+                conversation_id=uuid.uuid4(),
+                agent_id=agent_id,
+                agent_slug=agent_slug,
+                user=user,
+                default_key=key,
+            )
+            conversation = await repo.get_by_default_key(key)
+            assert conversation is not None  # inserted, or the conflicting row exists
+            return conversation
+        conversation_id = ref if isinstance(ref, uuid.UUID) else uuid.uuid4()
+        await repo.insert_ignoring_conflict(
+            conversation_id=conversation_id,
+            agent_id=agent_id,
+            agent_slug=agent_slug,
+            user=user,
+            default_key=None,
+        )
+        conversation = await repo.get(conversation_id)
+        if conversation is None:  # the id exists, in another account
+            raise conversation_not_found(conversation_id)
+        if conversation.agent_id != agent_id:
+            raise Conflict(
+                f"conversation '{conversation_id}' belongs to agent '{conversation.agent_slug}'",
+                code="CONVERSATION_AGENT_MISMATCH",
+            )
+        return conversation
+
+    async def save_summary(
+        self, scope: AccountScope, conversation_id: uuid.UUID, summary: str, upto_seq: int
+    ) -> None:
+        async def op(u: UnitOfWork) -> None:
+            await ConversationRepository(u).set_summary(conversation_id, summary, upto_seq)
+
+        await self._uow.run(op, scope=scope)
+
+    async def finish_turn(
+        self,
+        scope: AccountScope,
+        conversation_id: uuid.UUID,
+        messages: Sequence[NewMessage],
+        *,
+        run_id: uuid.UUID,
+    ) -> None:
+        if not messages:
+            return
+
+        async def op(u: UnitOfWork) -> None:
+            repo = ConversationRepository(u)
+            first = await repo.allocate(conversation_id, len(messages))
+            await repo.add_messages(conversation_id, first, messages, run_id=run_id)
+
+        await self._uow.run(op, scope=scope)
+
+    async def page(
+        self, scope: AccountScope, *, agent: str | None, cursor: str | None, limit: int
+    ) -> tuple[list[Conversation], str | None]:
+        before = _time_cursor(cursor)
+
+        async def op(u: UnitOfWork) -> list[Conversation]:
+            return await ConversationRepository(u).page(agent=agent, before=before, limit=limit + 1)
+
+        rows = await self._uow.run(op, scope=scope, write=False)
+        if len(rows) > limit:
+            last = rows[limit - 1]
+            return rows[:limit], encode_cursor(last.created_at.isoformat(), str(last.id))
+        return rows, None
+
+    async def messages(
+        self, scope: AccountScope, conversation_id: uuid.UUID, *, cursor: str | None, limit: int
+    ) -> tuple[list[Message], str | None]:
+        after = 0
+        if cursor:
+            [raw] = decode_cursor(cursor, size=1)
+            after = int(raw) if raw.isdigit() else -1
+            if after < 0:
+                decode_cursor("", size=1)
+
+        async def op(u: UnitOfWork) -> list[Message]:
+            repo = ConversationRepository(u)
+            if await repo.get(conversation_id) is None:
+                raise conversation_not_found(conversation_id)
+            return await repo.messages(conversation_id, after_seq=after, limit=limit + 1)
+
+        rows = await self._uow.run(op, scope=scope, write=False)
+        if len(rows) > limit:
+            return rows[:limit], encode_cursor(str(rows[limit - 1].seq))
+        return rows, None
+
+
+def _from_a_user_turn(history: list[Message]) -> list[Message]:
+    """Drop leading messages until a user message, so a window never opens on a tool result
+    whose call was cut off."""
+    for index, message in enumerate(history):
+        if message.role == "user":
+            return history[index:]
+    return []
+
+
+def _time_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
+    if not cursor:
+        return None
+    created, row_id = decode_cursor(cursor, size=2)
+    try:
+        return datetime.fromisoformat(created), uuid.UUID(row_id)
+    except ValueError:
+        decode_cursor("", size=2)
+        raise AssertionError("unreachable") from None

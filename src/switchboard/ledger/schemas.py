@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from switchboard.ledger.models import LlmRequest
+from switchboard.ledger.pricing import nano_to_usd_str
+from switchboard.ledger.repository import UsageRow
+
+
+class LlmRequestOut(BaseModel):
+    id: uuid.UUID
+    agent_slug: str | None
+    conversation_id: uuid.UUID | None
+    run_id: uuid.UUID
+    kind: str
+    provider: str
+    model: str
+    status: str
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int
+    cost_usd: str
+    priced: bool = Field(description="false: no price known for this model; cost_usd is 0")
+    latency_ms: int | None
+    provider_response_id: str | None
+    error_code: str | None
+    error_class: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, row: LlmRequest) -> LlmRequestOut:
+        return cls(
+            id=row.id,
+            agent_slug=row.agent_slug,
+            conversation_id=row.conversation_id,
+            run_id=row.run_id,
+            kind=row.kind,
+            provider=row.provider,
+            model=row.model,
+            status=row.status,
+            input_tokens=row.input_tokens,
+            output_tokens=row.output_tokens,
+            cached_tokens=row.cached_tokens,
+            cost_usd=nano_to_usd_str(row.cost_nano_usd),
+            priced=row.priced,
+            latency_ms=row.latency_ms,
+            provider_response_id=row.provider_response_id,
+            error_code=row.error_code,
+            error_class=row.error_class,
+            created_at=row.created_at,
+            finished_at=row.finished_at,
+        )
+
+
+class LlmRequestPage(BaseModel):
+    items: list[LlmRequestOut]
+    next_cursor: str | None
+
+
+class UsageOut(BaseModel):
+    group: str | None = None
+    requests: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: str
+    unpriced_requests: int
+
+    @classmethod
+    def of(cls, row: UsageRow) -> UsageOut:
+        return cls(
+            group=row.group,
+            requests=row.requests,
+            input_tokens=row.input_tokens,
+            output_tokens=row.output_tokens,
+            cost_usd=nano_to_usd_str(row.cost_nano_usd),
+            unpriced_requests=row.unpriced_requests,
+        )
+
+
+class UsageReport(BaseModel):
+    group_by: str | None
+    groups: list[UsageOut]
+    total: UsageOut

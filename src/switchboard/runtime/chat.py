@@ -1,0 +1,277 @@
+"""A chat turn. Three short units of work — begin (conversation + user message + history),
+the ledger rows around each provider call, finish (the new messages) — and none held while a
+provider call, a tool or the client's stream is awaited."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic_ai import Agent, UsageLimits
+from pydantic_ai.messages import (
+    FunctionToolCallEvent,
+    FunctionToolResultEvent,
+    ModelMessage,
+    ModelMessagesTypeAdapter,
+    ModelRequest,
+    ModelResponse,
+    PartDeltaEvent,
+    PartStartEvent,
+    RetryPromptPart,
+    TextPart,
+    TextPartDelta,
+    ToolCallPart,
+    ToolReturnPart,
+    UserPromptPart,
+)
+from pydantic_ai.run import AgentRunResultEvent
+from pydantic_ai.settings import ModelSettings
+
+from switchboard.conversations.models import Message
+from switchboard.conversations.repository import NewMessage
+from switchboard.conversations.service import ConversationRef, ConversationService
+from switchboard.db.uow import AccountScope, UnitOfWorkFactory
+from switchboard.errors import Conflict
+from switchboard.ledger.service import CallContext, LedgerService
+from switchboard.memories.service import MemoryService
+from switchboard.registry.config_schema import EffectiveConfig
+from switchboard.registry.service import AgentService
+from switchboard.runtime.demo import SUMMARY_MARKER
+from switchboard.runtime.events import ChatEvent, Delta, Done, ToolCalled, ToolReturned
+from switchboard.runtime.ledgered import CallRecord, LedgeredModel
+from switchboard.runtime.models import BuiltModel, ModelFactory
+from switchboard.runtime.tools.context import ToolContext
+from switchboard.runtime.tools.registry import build_tools, resolve
+
+MAX_MODEL_REQUESTS = 12
+
+
+@dataclass(frozen=True, slots=True)
+class ChatInput:
+    message: str
+    conversation: ConversationRef = None
+    user: str | None = None
+
+
+@dataclass(slots=True)
+class PreparedTurn:
+    """Everything a turn needs after its first unit of work, and nothing holding a session."""
+
+    scope: AccountScope
+    agent_id: uuid.UUID
+    agent_slug: str
+    config: EffectiveConfig
+    built: BuiltModel
+    conversation_id: uuid.UUID
+    history: list[Message]
+    to_summarize: list[Message]
+    summary: str | None
+    message: str
+    run_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    calls: list[CallRecord] = field(default_factory=list)
+
+
+def _dump(message: ModelMessage) -> Any:
+    return ModelMessagesTypeAdapter.dump_python([message], mode="json")[0]
+
+
+def _as_stored(message: ModelMessage) -> NewMessage:
+    if isinstance(message, ModelResponse):
+        calls = [p for p in message.parts if isinstance(p, ToolCallPart)]
+        if calls:
+            return NewMessage("tool_call", json.dumps([c.tool_name for c in calls]), _dump(message))
+        text = "".join(p.content for p in message.parts if isinstance(p, TextPart))
+        return NewMessage("assistant", text, _dump(message))
+    results = [p for p in message.parts if isinstance(p, ToolReturnPart | RetryPromptPart)]
+    if results:
+        return NewMessage("tool_result", json.dumps([r.tool_name for r in results]), _dump(message))
+    text = " ".join(
+        p.content
+        for p in message.parts
+        if isinstance(p, UserPromptPart) and isinstance(p.content, str)
+    )
+    return NewMessage("user", text, _dump(message))
+
+
+def user_message(text: str) -> NewMessage:
+    return _as_stored(ModelRequest(parts=[UserPromptPart(content=text)]))
+
+
+class ChatService:
+    def __init__(
+        self,
+        *,
+        uow: UnitOfWorkFactory,
+        agents: AgentService,
+        conversations: ConversationService,
+        ledger: LedgerService,
+        models: ModelFactory,
+        memories: MemoryService,
+    ) -> None:
+        self._uow = uow
+        self._agents = agents
+        self._conversations = conversations
+        self._ledger = ledger
+        self._models = models
+        self._memories = memories
+
+    async def prepare(self, scope: AccountScope, agent_slug: str, chat: ChatInput) -> PreparedTurn:
+        """Validate everything a client can get wrong, before any stream starts."""
+        resolved = await self._agents.resolve(scope, agent_slug)
+        if not resolved.agent.enabled:
+            raise Conflict(f"agent '{agent_slug}' is disabled", code="AGENT_DISABLED")
+        config = resolved.config
+        resolve(config.tools, config.custom_tools)  # a broken tool path fails here, not mid-run
+        built = self._models.build(config)
+        start = await self._conversations.begin_turn(
+            scope,
+            agent_id=resolved.agent.id,
+            agent_slug=agent_slug,
+            ref=chat.conversation,
+            user=chat.user,
+            message=user_message(chat.message),
+            max_messages=config.memory.max_messages,
+            summarize=config.memory.summarize,
+        )
+        return PreparedTurn(
+            scope=scope,
+            agent_id=resolved.agent.id,
+            agent_slug=agent_slug,
+            config=config,
+            built=built,
+            conversation_id=start.conversation.id,
+            history=start.history,
+            to_summarize=start.to_summarize,
+            summary=start.conversation.summary,
+            message=chat.message,
+        )
+
+    def _call_context(self, turn: PreparedTurn, kind: str) -> CallContext:
+        return CallContext(
+            scope=turn.scope,
+            run_id=turn.run_id,
+            provider=turn.built.provider,
+            model=turn.built.name,
+            kind=kind,
+            agent_id=turn.agent_id,
+            agent_slug=turn.agent_slug,
+            conversation_id=turn.conversation_id,
+            timeout_s=turn.config.request_timeout_s,
+            store_bodies=turn.config.ledger.store_bodies,
+            prices=turn.config.prices,
+        )
+
+    def _model(self, turn: PreparedTurn, kind: str) -> LedgeredModel:
+        return LedgeredModel(
+            turn.built.model,
+            ledger=self._ledger,
+            ctx=self._call_context(turn, kind),
+            on_call=turn.calls.append,
+        )
+
+    async def run(self, turn: PreparedTurn) -> AsyncIterator[ChatEvent]:
+        if turn.to_summarize:
+            await self._summarize(turn)
+        settings = ModelSettings(max_tokens=turn.config.model_settings.max_tokens)
+        if turn.config.model_settings.temperature is not None:
+            settings["temperature"] = turn.config.model_settings.temperature
+        if turn.config.model_settings.top_p is not None:
+            settings["top_p"] = turn.config.model_settings.top_p
+        instructions = turn.config.system_prompt
+        if turn.summary:
+            instructions += f"\n\nSummary of the earlier conversation:\n{turn.summary}"
+        functions = resolve(turn.config.tools, turn.config.custom_tools)
+        agent: Agent[ToolContext, str] = Agent(
+            self._model(turn, "chat"),
+            instructions=instructions,
+            deps_type=ToolContext,
+            tools=build_tools(functions, timeout_s=turn.config.tool_timeout_s),
+            model_settings=settings,
+        )
+        deps = ToolContext(
+            uow=self._uow,
+            account=turn.scope,
+            agent_id=turn.agent_id,
+            agent_slug=turn.agent_slug,
+            conversation_id=turn.conversation_id,
+            run_id=turn.run_id,
+            memories=self._memories,
+        )
+        history: list[ModelMessage] = ModelMessagesTypeAdapter.validate_python(
+            [m.data for m in turn.history]
+        )
+        reply = ""
+        new_messages: list[ModelMessage] = []
+        async with agent.run_stream_events(
+            turn.message,
+            message_history=history,
+            deps=deps,
+            usage_limits=UsageLimits(request_limit=MAX_MODEL_REQUESTS),
+        ) as events:
+            async for event in events:
+                if isinstance(event, PartStartEvent) and isinstance(event.part, TextPart):
+                    if event.part.content:
+                        yield Delta(event.part.content)
+                elif isinstance(event, PartDeltaEvent) and isinstance(event.delta, TextPartDelta):
+                    if event.delta.content_delta:
+                        yield Delta(event.delta.content_delta)
+                elif isinstance(event, FunctionToolCallEvent):
+                    yield ToolCalled(
+                        event.part.tool_call_id, event.part.tool_name, event.part.args_as_dict()
+                    )
+                elif isinstance(event, FunctionToolResultEvent):
+                    part = event.part
+                    content = (
+                        part.model_response()
+                        if isinstance(part, RetryPromptPart)
+                        else part.model_response_str()
+                    )
+                    yield ToolReturned(part.tool_call_id, part.tool_name, content)
+                elif isinstance(event, AgentRunResultEvent):
+                    reply = str(event.result.output)
+                    new_messages = event.result.new_messages()
+        stored = [_as_stored(m) for m in new_messages]
+        if stored and stored[0].role == "user":
+            stored = stored[1:]  # the user's message was stored when the turn began
+        await self._conversations.finish_turn(
+            turn.scope, turn.conversation_id, stored, run_id=turn.run_id
+        )
+        yield self._done(turn, reply)
+
+    def _done(self, turn: PreparedTurn, reply: str) -> Done:
+        return Done(
+            conversation_id=turn.conversation_id,
+            reply=reply,
+            llm_request_ids=[c.row_id for c in turn.calls],
+            input_tokens=sum(c.usage.input_tokens for c in turn.calls),
+            output_tokens=sum(c.usage.output_tokens for c in turn.calls),
+            cost_nano_usd=sum(c.cost.nano_usd for c in turn.calls),
+        )
+
+    async def _summarize(self, turn: PreparedTurn) -> None:
+        """Fold messages that left the history window into the stored summary (a ledgered call)."""
+        lines = [f"{m.role}: {m.content}" for m in turn.to_summarize if m.content]
+        if turn.summary:
+            lines.insert(0, f"earlier summary: {turn.summary}")
+        summarizer: Agent[None, str] = Agent(
+            self._model(turn, "summary"),
+            instructions="Summarize the conversation for your own later reference. Be brief.",
+        )
+        result = await summarizer.run(SUMMARY_MARKER + ":\n" + "\n".join(lines))
+        turn.summary = str(result.output)
+        await self._conversations.save_summary(
+            turn.scope, turn.conversation_id, turn.summary, turn.to_summarize[-1].seq
+        )
+        turn.to_summarize = []
+
+    async def complete(self, turn: PreparedTurn) -> Done:
+        """Run a turn to the end (the non-streaming API)."""
+        done: Done | None = None
+        async for event in self.run(turn):
+            if isinstance(event, Done):
+                done = event
+        assert done is not None
+        return done

@@ -1,0 +1,87 @@
+"""Resolve an agent's ``tools:`` to callables: built-ins by name, custom tools by import path
+(``custom_tools: {name: "package.module:function"}``). Every tool is wrapped so that an exception
+or a timeout becomes a tool error the model sees, never a broken turn."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import importlib
+import inspect
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from pydantic_ai import Tool
+
+from switchboard.errors import ConfigurationError
+from switchboard.runtime.tools.builtin import BUILTIN_TOOLS
+from switchboard.runtime.tools.context import ToolContext
+
+log = logging.getLogger("switchboard.tools")
+
+
+def load_import_path(path: str) -> Callable[..., Any]:
+    module_name, _, attribute = path.partition(":")
+    if not module_name or not attribute:
+        raise ConfigurationError(f"custom tool '{path}': expected 'package.module:function'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"custom tool '{path}': cannot import {module_name}: {exc}"
+        ) from exc
+    function = getattr(module, attribute, None)
+    if function is None or not callable(function):
+        raise ConfigurationError(
+            f"custom tool '{path}': {module_name} has no function '{attribute}'"
+        )
+    return function  # type: ignore[no-any-return]
+
+
+def resolve(names: Sequence[str], custom: Mapping[str, str]) -> dict[str, Callable[..., Any]]:
+    """Name → function for every tool the agent enables; unknown names are configuration errors."""
+    resolved: dict[str, Callable[..., Any]] = {}
+    problems: list[str] = []
+    for name in names:
+        if name in custom:
+            try:
+                resolved[name] = load_import_path(custom[name])
+            except ConfigurationError as exc:
+                problems.append(exc.message)
+        elif name in BUILTIN_TOOLS:
+            resolved[name] = BUILTIN_TOOLS[name]
+        else:
+            known = ", ".join(sorted({*BUILTIN_TOOLS, *custom}))
+            problems.append(f"unknown tool '{name}' (known: {known})")
+    if problems:
+        raise ConfigurationError(
+            "; ".join(problems), code="INVALID_TOOLS", details={"problems": problems}
+        )
+    return resolved
+
+
+def build_tools(
+    functions: Mapping[str, Callable[..., Any]], *, timeout_s: float
+) -> list[Tool[ToolContext]]:
+    return [Tool(_guarded(name, fn, timeout_s), name=name) for name, fn in functions.items()]
+
+
+def _guarded(name: str, function: Callable[..., Any], timeout_s: float) -> Callable[..., Any]:
+    is_async = inspect.iscoroutinefunction(function)
+
+    @functools.wraps(function)
+    async def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            async with asyncio.timeout(timeout_s):
+                if is_async:
+                    return await function(*args, **kwargs)
+                return await asyncio.to_thread(function, *args, **kwargs)
+        except TimeoutError:
+            log.warning("tool %s timed out after %.1f s", name, timeout_s)
+            return f"ERROR: tool '{name}' timed out after {timeout_s:g} s"
+        except Exception as exc:
+            log.warning("tool %s failed: %s: %s", name, type(exc).__name__, exc)
+            return f"ERROR: tool '{name}' failed: {type(exc).__name__}: {exc}"
+
+    return call
