@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from switchboard.bootstrap import Container, build_container
 from switchboard.db.migrate import upgrade
 from switchboard.db.uow import AccountScope
 from switchboard.settings import Settings
+from tests.live import FakeProviderProcess
 
 ADMIN_KEY = "test-admin-key-0123456789"
 PG_ADMIN_URL = os.environ.get("SWITCHBOARD_TEST_POSTGRES_URL")
@@ -165,3 +166,19 @@ def env_database(database_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("SWITCHBOARD_DATABASE_URL", database_url)
     monkeypatch.setenv("SWITCHBOARD_ADMIN_KEY", ADMIN_KEY)
     return database_url
+
+
+@pytest.fixture(scope="session")
+def fake_provider() -> Iterator[FakeProviderProcess]:
+    process = FakeProviderProcess()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+async def fake(fake_provider: FakeProviderProcess) -> FakeProviderProcess:
+    """The fake provider with default behaviour and zeroed statistics."""
+    await fake_provider.reset()
+    return fake_provider

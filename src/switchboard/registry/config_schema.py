@@ -33,6 +33,11 @@ class ProviderConfig(_Strict):
     rpm: int | None = Field(default=None, ge=1)
     tpm: int | None = Field(default=None, ge=1)
     queue_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    continuous_usage_stats: bool = Field(
+        default=False,
+        description="The endpoint reports cumulative usage in every stream chunk (vLLM, the "
+        "fake provider); a stream cut short then keeps its exact partial usage.",
+    )
 
 
 class PriceConfig(_Strict):

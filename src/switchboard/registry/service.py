@@ -3,8 +3,8 @@ database (``INSERT … ON CONFLICT DO NOTHING``), never by a read before the ins
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import ValidationError
@@ -64,9 +64,13 @@ def invalid_config(problems: Sequence[cascade.ConfigProblem]) -> InvalidRequest:
     )
 
 
+ToolChecker = Callable[[EffectiveConfig], list[cascade.ConfigProblem]]
+
+
 class AgentService:
-    def __init__(self, uow: UnitOfWorkFactory) -> None:
+    def __init__(self, uow: UnitOfWorkFactory, *, check_tools: ToolChecker | None = None) -> None:
         self._uow = uow
+        self._check_tools = check_tools
 
     async def create(self, scope: AccountScope, data: AgentCreate) -> Agent:
         async def op(u: UnitOfWork) -> Agent:
@@ -229,7 +233,12 @@ class AgentService:
         merged = cascade.merge(
             cascade_layers(stored, u.account, agent=agent, fields=fields, overrides=overrides)
         )
-        _, problems = cascade.validate(merged)
+        config, problems = cascade.validate(merged)
+        if config is not None and self._check_tools is not None:
+            problems = [
+                replace(p, source=cascade.source_of(merged, p.key))
+                for p in self._check_tools(config)
+            ]
         if problems:
             raise invalid_config(problems)
 

@@ -27,8 +27,8 @@ from pydantic_ai.messages import (
     ToolReturnPart,
     UserPromptPart,
 )
+from pydantic_ai.models.openai import OpenAIChatModelSettings
 from pydantic_ai.run import AgentRunResultEvent
-from pydantic_ai.settings import ModelSettings
 
 from switchboard.conversations.models import Message
 from switchboard.conversations.repository import NewMessage
@@ -175,11 +175,13 @@ class ChatService:
     async def run(self, turn: PreparedTurn) -> AsyncIterator[ChatEvent]:
         if turn.to_summarize:
             await self._summarize(turn)
-        settings = ModelSettings(max_tokens=turn.config.model_settings.max_tokens)
+        settings = OpenAIChatModelSettings(max_tokens=turn.config.model_settings.max_tokens)
         if turn.config.model_settings.temperature is not None:
             settings["temperature"] = turn.config.model_settings.temperature
         if turn.config.model_settings.top_p is not None:
             settings["top_p"] = turn.config.model_settings.top_p
+        if turn.built.continuous_usage:  # ignored by non-OpenAI models
+            settings["openai_continuous_usage_stats"] = True
         instructions = turn.config.system_prompt
         if turn.summary:
             instructions += f"\n\nSummary of the earlier conversation:\n{turn.summary}"

@@ -31,6 +31,7 @@ class BuiltModel:
     model: Model
     provider: str
     name: str
+    continuous_usage: bool = False
 
 
 class ModelFactory:
@@ -54,7 +55,10 @@ class ModelFactory:
             api_key = self._key(prefix, provider.api_key_env, required=False)
             client = self._client(provider.base_url, api_key, timeout)
             return BuiltModel(
-                OpenAIChatModel(name, provider=OpenAIProvider(openai_client=client)), prefix, name
+                OpenAIChatModel(name, provider=OpenAIProvider(openai_client=client)),
+                prefix,
+                name,
+                continuous_usage=provider.continuous_usage_stats,
             )
         if prefix == "openai":
             api_key = self._key(prefix, "OPENAI_API_KEY", required=True)

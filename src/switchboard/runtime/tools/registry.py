@@ -15,6 +15,8 @@ from typing import Any
 from pydantic_ai import Tool
 
 from switchboard.errors import ConfigurationError
+from switchboard.registry.cascade import ConfigProblem
+from switchboard.registry.config_schema import EffectiveConfig
 from switchboard.runtime.tools.builtin import BUILTIN_TOOLS
 from switchboard.runtime.tools.context import ToolContext
 
@@ -59,6 +61,28 @@ def resolve(names: Sequence[str], custom: Mapping[str, str]) -> dict[str, Callab
             "; ".join(problems), code="INVALID_TOOLS", details={"problems": problems}
         )
     return resolved
+
+
+def check_tools(config: EffectiveConfig) -> list[ConfigProblem]:
+    """Problems with an agent's tools (unknown names, broken import paths), for config checks."""
+    problems: list[ConfigProblem] = []
+    for name, path in config.custom_tools.items():
+        try:
+            load_import_path(path)
+        except ConfigurationError as exc:
+            problems.append(ConfigProblem("", f"custom_tools.{name}", exc.message))
+    known = {*BUILTIN_TOOLS, *config.custom_tools}
+    for index, name in enumerate(config.tools):
+        if name not in known:
+            problems.append(
+                ConfigProblem(
+                    "",
+                    f"tools.{index}",
+                    f"unknown tool '{name}' (built-in: {', '.join(sorted(BUILTIN_TOOLS))}; "
+                    "declare others under custom_tools)",
+                )
+            )
+    return problems
 
 
 def build_tools(

@@ -1,0 +1,130 @@
+"""Real HTTP on loopback: Switchboard under uvicorn in the test's event loop, and the fake
+provider as its own process (``switchboard fake-provider``)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import uvicorn
+
+from switchboard.app import create_app
+from switchboard.settings import Settings
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@asynccontextmanager
+async def live_server(settings: Settings) -> AsyncIterator[str]:
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if task.done() or time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        await asyncio.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+class FakeProviderProcess:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(  # noqa: S603 - our own CLI
+            [sys.executable, "-m", "switchboard", "fake-provider", "--port", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{self.url}/_stats", timeout=1).raise_for_status()
+                return
+            except httpx.HTTPError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the fake provider did not start") from None
+                time.sleep(0.1)
+
+    async def stats(self) -> dict[str, Any]:
+        async with httpx.AsyncClient() as client:
+            return (await client.get(f"{self.url}/_stats")).json()  # type: ignore[no-any-return]
+
+    async def reset(self, **behaviour: Any) -> None:
+        defaults: dict[str, Any] = {
+            "latency_s": 0.0,
+            "stream_pacing_s": 0.0,
+            "parallel_tool_calls": 2,
+            "rate_429": 0.0,
+            "rate_500": 0.0,
+            "rate_503": 0.0,
+            "rate_400": 0.0,
+            "rate_hang": 0.0,
+            "rate_cut": 0.0,
+        }
+        async with httpx.AsyncClient() as client:
+            response = await client.post(f"{self.url}/_config", json=defaults | behaviour)
+            response.raise_for_status()
+            (await client.post(f"{self.url}/_stats/reset")).raise_for_status()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+PRICE = {"input_per_mtok": "0.15", "output_per_mtok": "0.60", "cached_input_per_mtok": "0.075"}
+
+
+def fake_agent_body(
+    slug: str, fake_url: str, *, tools: list[str] | None = None, **config: Any
+) -> dict[str, Any]:
+    return {
+        "slug": slug,
+        "model": "fake:fake-model",
+        "tools": tools or [],
+        "config": {
+            "providers": {"fake": {"base_url": f"{fake_url}/v1", "continuous_usage_stats": True}},
+            "prices": {"fake-model": PRICE},
+            **config,
+        },
+    }
+
+
+async def sse_events(response: httpx.Response) -> AsyncIterator[tuple[str, Any]]:
+    """Parse a Server-Sent Events response into (event, data) pairs."""
+    event, data = "message", []
+    async for line in response.aiter_lines():
+        if line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].strip())
+        elif line == "" and data:
+            yield event, json.loads("\n".join(data))
+            event, data = "message", []
