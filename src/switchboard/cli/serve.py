@@ -9,9 +9,10 @@ import uvicorn
 from pydantic import SecretStr
 
 from switchboard.app import create_app
-from switchboard.cli.common import console, fail
+from switchboard.cli.common import console, fail, run_with_container
 from switchboard.db.engine import ensure_sqlite_directory, sqlite_path
 from switchboard.db.migrate import current_revision, head_revision, upgrade
+from switchboard.seed import DEMO_ACCOUNT, DEMO_AGENT, Seeded, seed_demo
 from switchboard.settings import Settings
 
 
@@ -33,6 +34,7 @@ def admin_key_for(settings: Settings, key_file: Path) -> tuple[str, bool]:
 def serve(
     host: str = typer.Option(None, help="Bind address (default: SWITCHBOARD_HOST or 127.0.0.1)."),
     port: int = typer.Option(None, help="Port (default: SWITCHBOARD_PORT or 8000)."),
+    seed: bool = typer.Option(True, help="Create the demo account and agent on first start."),
     key_file: Path = typer.Option(
         Path("var/admin.key"),
         help="Where the admin key is kept when SWITCHBOARD_ADMIN_KEY is not set.",
@@ -49,7 +51,34 @@ def serve(
     settings = settings.model_copy(update={"admin_key": SecretStr(key)})
     bind_host, bind_port = host or settings.host, port or settings.port
     where = sqlite_path(settings.database_url) or "PostgreSQL"
+    seeded = run_with_container(seed_demo) if seed else Seeded(created=False)
     console.print(f"Switchboard on http://{bind_host}:{bind_port}  (database: {where})")
     if from_file:
         console.print(f"admin key ({key_file}): {key}", highlight=False)
+    if seed:
+        _print_demo(f"http://{bind_host}:{bind_port}", seeded, from_file=from_file)
     uvicorn.run(create_app(settings), host=bind_host, port=bind_port, log_level="info")
+
+
+def _print_demo(base: str, seeded: Seeded, *, from_file: bool) -> None:
+    if seeded.created:
+        console.print(
+            f"created account '{DEMO_ACCOUNT}' with agent '{DEMO_AGENT}' (model: demo) "
+            f"and its API key (shown once): {seeded.key}",
+            highlight=False,
+        )
+        auth = f"Authorization: Bearer {seeded.key}"
+    else:
+        auth = (
+            "Authorization: Bearer $(cat var/admin.key)"
+            if from_file
+            else "Authorization: Bearer $SWITCHBOARD_ADMIN_KEY"
+        )
+    console.print("try a chat:", highlight=False)
+    console.print(
+        f"  curl -s {base}/v1/accounts/{DEMO_ACCOUNT}/agents/{DEMO_AGENT}/chat "
+        f"-H \"{auth}\" -H 'content-type: application/json' "
+        '-d \'{"message": "What is 12*7? Remember it as lucky."}\'',
+        highlight=False,
+        markup=False,
+    )

@@ -1,0 +1,117 @@
+"""Rule 5 survives a crash: the server is SIGKILLed while 20 streams are open. Every provider
+call already has its ledger row (written ahead); after a restart the sweeper marks the ones
+that never finished ``interrupted``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from tests.conftest import ADMIN_KEY, unique
+from tests.live import FakeProviderProcess, fake_agent_body, free_port, sse_events
+
+N = 20
+HEADERS = {"Authorization": f"Bearer {ADMIN_KEY}"}
+
+
+def _start_server(database_url: str, port: int) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "SWITCHBOARD_DATABASE_URL": database_url,
+        "SWITCHBOARD_ADMIN_KEY": ADMIN_KEY,
+        "SWITCHBOARD_LEDGER_SWEEP_INTERVAL_S": "0.2",
+    }
+    return subprocess.Popen(  # noqa: S603 - our own CLI
+        [sys.executable, "-m", "switchboard", "serve", "--port", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+
+
+async def _wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    async with httpx.AsyncClient() as http:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                stderr = process.stderr.read().decode() if process.stderr else ""
+                pytest.fail(f"server exited: {stderr[-2000:]}")
+            try:
+                if (await http.get(f"{base}/readyz", timeout=1)).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.1)
+    pytest.fail("server did not become ready")
+
+
+async def test_sigkill_mid_stream_leaves_no_unrecorded_call(
+    database_url: str, fake: FakeProviderProcess
+) -> None:
+    await fake.reset(stream_pacing_s=0.2)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = _start_server(database_url, port)
+    try:
+        await _wait_ready(base, server)
+        slug = unique("crash")
+        async with httpx.AsyncClient(base_url=base, headers=HEADERS, timeout=30) as http:
+            await http.post("/v1/accounts", json={"slug": slug, "name": slug})
+            body = fake_agent_body("bot", fake.url, request_timeout_s=1)
+            assert (await http.post(f"/v1/accounts/{slug}/agents", json=body)).status_code == 201
+
+        streaming = asyncio.Barrier(N + 1)
+
+        async def open_stream(i: int) -> None:
+            async with httpx.AsyncClient(base_url=base, headers=HEADERS, timeout=30) as client:
+                try:
+                    async with client.stream(
+                        "POST", f"/v1/accounts/{slug}/agents/bot/chat",
+                        json={"message": " ".join(["long"] * 100) + f" {i}", "stream": True},
+                    ) as response:
+                        async for kind, _ in sse_events(response):
+                            if kind == "delta":
+                                await streaming.wait()  # this stream is mid-answer
+                                await asyncio.Event().wait()  # and stays open until the kill
+                except httpx.HTTPError:
+                    pass  # the server died under us: expected
+
+        tasks = [asyncio.create_task(open_stream(i)) for i in range(N)]
+        async with asyncio.timeout(30):
+            await streaming.wait()
+        server.send_signal(signal.SIGKILL)
+        server.wait(timeout=10)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+
+    provider_calls = (await fake.stats())["requests_total"]
+    assert provider_calls == N
+
+    restarted = _start_server(database_url, port)
+    try:
+        await _wait_ready(base, restarted)
+        async with httpx.AsyncClient(base_url=base, headers=HEADERS, timeout=30) as http:
+            rows: list[dict[str, object]] = []
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                page = await http.get(f"/v1/accounts/{slug}/llm-requests", params={"limit": 200})
+                rows = page.json()["items"]
+                if rows and all(r["status"] != "pending" for r in rows):
+                    break
+                await asyncio.sleep(0.2)
+    finally:
+        restarted.terminate()
+        restarted.wait(timeout=15)
+    assert len(rows) == provider_calls  # no provider call without its ledger row
+    assert {r["status"] for r in rows} == {"interrupted"}
+    assert {r["error_code"] for r in rows} == {"INTERRUPTED"}
