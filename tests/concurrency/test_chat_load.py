@@ -193,3 +193,25 @@ async def test_default_conversation_is_created_once_under_a_race(
         )
     assert len(ids) == 1
     assert other.json()["conversation_id"] not in ids
+
+
+async def test_a_model_without_a_price_is_recorded_unpriced_with_its_tokens(
+    settings: Settings, fake: FakeProviderProcess
+) -> None:
+    async with live_server(settings) as base, httpx.AsyncClient(base_url=base, timeout=30) as http:
+        slug = await _setup(http, fake, prices={})
+        await http.patch(
+            f"/v1/accounts/{slug}/agents/bot",
+            headers=ADMIN,
+            json={"model": "fake:unlisted-model-xyz"},
+        )
+        response = await http.post(
+            f"/v1/accounts/{slug}/agents/bot/chat", headers=ADMIN, json={"message": "hello"}
+        )
+        assert response.status_code == 200, response.text
+        [row] = await _all_rows(http, slug)
+        usage = (await http.get(f"/v1/accounts/{slug}/usage", headers=ADMIN)).json()
+    assert row["priced"] is False
+    assert row["cost_usd"] == "0.000000000"
+    assert int(str(row["input_tokens"])) > 0
+    assert usage["total"]["unpriced_requests"] == 1

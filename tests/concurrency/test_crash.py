@@ -30,7 +30,9 @@ def _start_server(database_url: str, port: int) -> subprocess.Popen[bytes]:
     }
     return subprocess.Popen(  # noqa: S603 - our own CLI
         [sys.executable, "-m", "switchboard", "serve", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
 
 
@@ -71,7 +73,8 @@ async def test_sigkill_mid_stream_leaves_no_unrecorded_call(
             async with httpx.AsyncClient(base_url=base, headers=HEADERS, timeout=30) as client:
                 try:
                     async with client.stream(
-                        "POST", f"/v1/accounts/{slug}/agents/bot/chat",
+                        "POST",
+                        f"/v1/accounts/{slug}/agents/bot/chat",
                         json={"message": " ".join(["long"] * 100) + f" {i}", "stream": True},
                     ) as response:
                         async for kind, _ in sse_events(response):

@@ -102,3 +102,20 @@ def test_broken_legacy_file(env_database: str, tmp_path: Path) -> None:
     result = runner.invoke(app, ["registry", "import", str(broken), "--account", "x"])
     assert result.exit_code == 1
     assert "not valid JSON" in result.output
+
+
+def test_usage_command_formats(env_database: str, tmp_path: Path) -> None:
+    slug = unique("cli")
+    runner.invoke(app, ["accounts", "create", slug])
+    as_json = runner.invoke(app, ["usage", slug, "--group-by", "model", "--format", "json"])
+    assert as_json.exit_code == 0, as_json.output
+    report = json.loads(as_json.output)
+    assert report["total"]["requests"] == 0
+    as_csv = runner.invoke(app, ["usage", slug, "--format", "csv"])
+    assert as_csv.output.splitlines()[0].startswith("group,requests,input_tokens")
+    bad = runner.invoke(app, ["usage", slug, "--since", "2026-01-01"])
+    assert bad.exit_code == 1
+    assert "timezone" in bad.output
+    missing = runner.invoke(app, ["usage", unique("none")])
+    assert missing.exit_code == 1
+    assert "ACCOUNT_NOT_FOUND" in missing.output

@@ -40,7 +40,7 @@ def usd_to_nano(usd: Decimal) -> int:
 
 def nano_to_usd_str(nano: int) -> str:
     """A decimal string such as ``"0.000123450"`` (nine places, exact)."""
-    return str((Decimal(nano) / NANO_PER_USD).quantize(Decimal("0.000000001")))
+    return f"{(Decimal(nano) / NANO_PER_USD).quantize(Decimal('0.000000001')):f}"
 
 
 def price_of(
