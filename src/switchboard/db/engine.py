@@ -44,7 +44,9 @@ def create_engine(settings: Settings) -> AsyncEngine:
     }
     if not settings.is_sqlite:
         return create_async_engine(settings.database_url, **common)
-    engine = create_async_engine(settings.database_url, **common)
+    # A local file connection cannot be dropped by a network: pinging it costs a round trip
+    # through aiosqlite's thread on every checkout for nothing.
+    engine = create_async_engine(settings.database_url, **(common | {"pool_pre_ping": False}))
     _configure_sqlite(engine, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
     return engine
 

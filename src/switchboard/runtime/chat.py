@@ -47,6 +47,7 @@ from switchboard.runtime.tools.context import ToolContext
 from switchboard.runtime.tools.registry import build_tools, resolve
 
 MAX_MODEL_REQUESTS = 12
+AGENT_CACHE_SIZE = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +118,7 @@ class ChatService:
         self._ledger = ledger
         self._models = models
         self._memories = memories
+        self._agents_by_tools: dict[tuple[object, ...], Agent[ToolContext, str]] = {}
 
     async def prepare(self, scope: AccountScope, agent_slug: str, chat: ChatInput) -> PreparedTurn:
         """Validate everything a client can get wrong, before any stream starts."""
@@ -242,6 +244,27 @@ class ChatService:
             turn.scope, turn.conversation_id, stored, run_id=turn.run_id
         )
         yield self._done(turn, reply)
+
+    def _agent_for(self, config: EffectiveConfig) -> Agent[ToolContext, str]:
+        """Agents differ only by their tools here (model, instructions and settings are given
+        per run), so one Agent per tool set is built once and shared; it holds no run state."""
+        key = (
+            tuple(config.tools),
+            tuple(sorted(config.custom_tools.items())),
+            config.tool_timeout_s,
+        )
+        agent = self._agents_by_tools.get(key)
+        if agent is None:
+            functions = resolve(config.tools, config.custom_tools)
+            agent = Agent(
+                None,
+                deps_type=ToolContext,
+                tools=build_tools(functions, timeout_s=config.tool_timeout_s),
+            )
+            if len(self._agents_by_tools) >= AGENT_CACHE_SIZE:
+                self._agents_by_tools.clear()
+            self._agents_by_tools[key] = agent
+        return agent
 
     def _done(self, turn: PreparedTurn, reply: str) -> Done:
         return Done(

@@ -11,6 +11,8 @@ from switchboard.tenancy import keys
 from switchboard.tenancy.models import Account, ApiKey
 from switchboard.tenancy.repository import AccountRepository, ApiKeyRepository
 
+SCOPE_CACHE_SIZE = 10_000
+
 
 @dataclass(frozen=True, slots=True)
 class Principal:
@@ -35,6 +37,9 @@ class TenancyService:
     def __init__(self, uow: UnitOfWorkFactory, *, admin_key: str | None) -> None:
         self._uow = uow
         self._admin_key = admin_key
+        # Accounts are never deleted and a slug never changes, so slug → id can be cached
+        # without invalidation. Bounded: cleared when full.
+        self._scopes: dict[str, AccountScope] = {}
 
     async def create_account(self, *, slug: str, name: str) -> Account:
         async def op(u: UnitOfWork) -> Account:
@@ -106,5 +111,11 @@ class TenancyService:
             if principal.scope is None or principal.scope.slug != slug:
                 raise account_not_found(slug)
             return principal.scope
+        cached = self._scopes.get(slug)
+        if cached is not None:
+            return cached
         account = await self.get_account(slug)
-        return AccountScope(id=account.id, slug=account.slug)
+        if len(self._scopes) >= SCOPE_CACHE_SIZE:
+            self._scopes.clear()
+        scope = self._scopes[slug] = AccountScope(id=account.id, slug=account.slug)
+        return scope

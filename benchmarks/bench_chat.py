@@ -1,0 +1,206 @@
+"""Chat overhead benchmark: Switchboard against the fake provider, on loopback.
+
+For each concurrency level it sends the same number of requests (1) straight to the fake
+provider — the baseline — and (2) as chats through Switchboard (one provider call each, streamed
+like the server streams it). Overhead per chat = its end-to-end time minus the provider time the
+ledger recorded for its call (``latency_ms``), so it is what Switchboard adds: auth, the
+conversation unit of work, the write-ahead ledger row and its settlement, the agent loop, HTTP.
+
+    .venv/bin/python benchmarks/bench_chat.py                      # SQLite
+    .venv/bin/python benchmarks/bench_chat.py --postgres postgresql+asyncpg://postgres@127.0.0.1/postgres
+
+Every load loop is bounded in count and time and talks to 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from sqlalchemy.engine import make_url
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.live import FakeProviderProcess, fake_agent_body, free_port  # noqa: E402
+
+ADMIN_KEY = "bench-admin-key-" + uuid.uuid4().hex
+HEADERS = {"Authorization": f"Bearer {ADMIN_KEY}"}
+LEVELS = {1: 200, 50: 1000, 200: 2000}
+TIME_LIMIT_S = 120  # per level and target
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def drive(concurrency: int, total: int, call: Any) -> tuple[list[Any], float]:
+    queue = iter(range(total))
+    results: list[Any] = []
+    deadline = time.monotonic() + TIME_LIMIT_S
+
+    async def worker() -> None:
+        for i in queue:
+            if time.monotonic() > deadline:
+                return
+            results.append(await call(i))
+
+    started = time.monotonic()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return results, time.monotonic() - started
+
+
+async def baseline(fake_url: str, concurrency: int, total: int) -> dict[str, float]:
+    body = {"model": "fake-model", "stream": True, "stream_options": {"include_usage": True},
+            "messages": [{"role": "system", "content": "You are a helpful assistant."},
+                         {"role": "user", "content": "hello there"}]}
+    async with httpx.AsyncClient(base_url=fake_url, timeout=60,
+                                 limits=httpx.Limits(max_connections=concurrency)) as http:
+        async def call(_: int) -> float:
+            started = time.perf_counter()
+            async with http.stream("POST", "/v1/chat/completions", json=body) as response:
+                async for _chunk in response.aiter_bytes():
+                    pass
+                assert response.status_code == 200
+            return (time.perf_counter() - started) * 1000
+
+        latencies, elapsed = await drive(concurrency, total, call)
+    return {"p50": percentile(latencies, 0.5), "p99": percentile(latencies, 0.99),
+            "rps": len(latencies) / elapsed, "n": len(latencies)}
+
+
+async def through_switchboard(base: str, slug: str, concurrency: int, total: int
+                              ) -> dict[str, float]:
+    async with httpx.AsyncClient(base_url=base, timeout=60, headers=HEADERS,
+                                 limits=httpx.Limits(max_connections=concurrency)) as http:
+        async def call(i: int) -> tuple[float, str] | None:
+            started = time.perf_counter()
+            response = await http.post(f"/v1/accounts/{slug}/agents/bot/chat",
+                                       json={"message": "hello there"})
+            elapsed = (time.perf_counter() - started) * 1000
+            if response.status_code != 200:
+                return None
+            return elapsed, response.json()["llm_request_ids"][0]
+
+        results, elapsed = await drive(concurrency, total, call)
+        provider_ms = await ledger_latencies(http, slug)
+    ok = [r for r in results if r is not None]
+    e2e = [r[0] for r in ok]
+    overhead = [r[0] - provider_ms[r[1]] for r in ok]
+    return {"p50": percentile(e2e, 0.5), "p99": percentile(e2e, 0.99), "rps": len(ok) / elapsed,
+            "overhead_p50": percentile(overhead, 0.5), "overhead_p99": percentile(overhead, 0.99),
+            "n": len(results), "failed": len(results) - len(ok)}
+
+
+async def ledger_latencies(http: httpx.AsyncClient, slug: str) -> dict[str, float]:
+    found: dict[str, float] = {}
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 200} | ({"cursor": cursor} if cursor else {})
+        page = (await http.get(f"/v1/accounts/{slug}/llm-requests", params=params)).json()
+        found.update({row["id"]: float(row["latency_ms"] or 0) for row in page["items"]})
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return found
+
+
+def start_server(database_url: str, port: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "SWITCHBOARD_DATABASE_URL": database_url,
+           "SWITCHBOARD_ADMIN_KEY": ADMIN_KEY}
+    return subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "switchboard", "serve", "--port", str(port), "--no-seed"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+
+async def wait_ready(base: str) -> None:
+    async with httpx.AsyncClient() as http:
+        for _ in range(300):
+            try:
+                if (await http.get(f"{base}/readyz")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.1)
+    raise RuntimeError("server did not start")
+
+
+async def run_backend(name: str, database_url: str, fake: FakeProviderProcess) -> list[str]:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = start_server(database_url, port)
+    rows = []
+    try:
+        await wait_ready(base)
+        for concurrency, total in LEVELS.items():
+            slug = f"bench-{uuid.uuid4().hex[:8]}"
+            async with httpx.AsyncClient(base_url=base, headers=HEADERS) as http:
+                await http.post("/v1/accounts", json={"slug": slug, "name": slug})
+                await http.post(f"/v1/accounts/{slug}/agents",
+                                json=fake_agent_body("bot", fake.url))
+            await fake.reset()
+            direct = await baseline(fake.url, concurrency, total)
+            chats = await through_switchboard(base, slug, concurrency, total)
+            rows.append(
+                f"| {name} | {concurrency} | {chats['n']:.0f} | {chats['failed']:.0f} | "
+                f"{direct['p50']:.1f} / {direct['p99']:.1f} | {direct['rps']:.0f} | "
+                f"{chats['p50']:.1f} / {chats['p99']:.1f} | {chats['rps']:.0f} | "
+                f"**{chats['overhead_p50']:.1f}** / {chats['overhead_p99']:.1f} |"
+            )
+            print(rows[-1], flush=True)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return rows
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--postgres", help="admin URL; also benchmark on a fresh PG database")
+    args = parser.parse_args()
+    header = [
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}; {time.strftime('%Y-%m-%d')}",
+        "",
+        "| backend | concurrency | chats | failed | provider direct p50 / p99 ms | direct req/s"
+        " | chat p50 / p99 ms | chats/s | overhead p50 / p99 ms |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    print("\n".join(header), flush=True)
+    fake = FakeProviderProcess()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            await run_backend("SQLite", f"sqlite+aiosqlite:///{tmp}/bench.db", fake)
+        if args.postgres:
+            name = f"switchboard_bench_{uuid.uuid4().hex[:8]}"
+            admin = make_url(args.postgres).set(drivername="postgresql")
+            conn = await asyncpg.connect(admin.render_as_string(hide_password=False))
+            await conn.execute(f'CREATE DATABASE "{name}"')
+            await conn.close()
+            url = make_url(args.postgres).set(database=name).render_as_string(hide_password=False)
+            try:
+                env = {**os.environ, "SWITCHBOARD_DATABASE_URL": url}
+                subprocess.run([sys.executable, "-m", "switchboard", "db", "upgrade"],  # noqa: S603
+                               env=env, check=True, stdout=subprocess.DEVNULL)
+                await run_backend("PostgreSQL", url, fake)
+            finally:
+                conn = await asyncpg.connect(admin.render_as_string(hide_password=False))
+                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                await conn.close()
+    finally:
+        fake.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
