@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,7 +31,7 @@ import httpx
 from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.live import FakeProviderProcess, fake_agent_body, free_port  # noqa: E402
+from tests.live import FakeProviderProcess, fake_agent_body, free_port
 
 ADMIN_KEY = "bench-admin-key-" + uuid.uuid4().hex
 HEADERS = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -62,11 +61,19 @@ async def drive(concurrency: int, total: int, call: Any) -> tuple[list[Any], flo
 
 
 async def baseline(fake_url: str, concurrency: int, total: int) -> dict[str, float]:
-    body = {"model": "fake-model", "stream": True, "stream_options": {"include_usage": True},
-            "messages": [{"role": "system", "content": "You are a helpful assistant."},
-                         {"role": "user", "content": "hello there"}]}
-    async with httpx.AsyncClient(base_url=fake_url, timeout=60,
-                                 limits=httpx.Limits(max_connections=concurrency)) as http:
+    body = {
+        "model": "fake-model",
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "messages": [
+            {"role": "system", "content": "You are a helpful assistant."},
+            {"role": "user", "content": "hello there"},
+        ],
+    }
+    async with httpx.AsyncClient(
+        base_url=fake_url, timeout=60, limits=httpx.Limits(max_connections=concurrency)
+    ) as http:
+
         async def call(_: int) -> float:
             started = time.perf_counter()
             async with http.stream("POST", "/v1/chat/completions", json=body) as response:
@@ -76,18 +83,26 @@ async def baseline(fake_url: str, concurrency: int, total: int) -> dict[str, flo
             return (time.perf_counter() - started) * 1000
 
         latencies, elapsed = await drive(concurrency, total, call)
-    return {"p50": percentile(latencies, 0.5), "p99": percentile(latencies, 0.99),
-            "rps": len(latencies) / elapsed, "n": len(latencies)}
+    return {
+        "p50": percentile(latencies, 0.5),
+        "p99": percentile(latencies, 0.99),
+        "rps": len(latencies) / elapsed,
+        "n": len(latencies),
+    }
 
 
-async def through_switchboard(base: str, slug: str, concurrency: int, total: int
-                              ) -> dict[str, float]:
-    async with httpx.AsyncClient(base_url=base, timeout=60, headers=HEADERS,
-                                 limits=httpx.Limits(max_connections=concurrency)) as http:
+async def through_switchboard(
+    base: str, slug: str, concurrency: int, total: int
+) -> dict[str, float]:
+    async with httpx.AsyncClient(
+        base_url=base, timeout=60, headers=HEADERS, limits=httpx.Limits(max_connections=concurrency)
+    ) as http:
+
         async def call(i: int) -> tuple[float, str] | None:
             started = time.perf_counter()
-            response = await http.post(f"/v1/accounts/{slug}/agents/bot/chat",
-                                       json={"message": "hello there"})
+            response = await http.post(
+                f"/v1/accounts/{slug}/agents/bot/chat", json={"message": "hello there"}
+            )
             elapsed = (time.perf_counter() - started) * 1000
             if response.status_code != 200:
                 return None
@@ -98,9 +113,15 @@ async def through_switchboard(base: str, slug: str, concurrency: int, total: int
     ok = [r for r in results if r is not None]
     e2e = [r[0] for r in ok]
     overhead = [r[0] - provider_ms[r[1]] for r in ok]
-    return {"p50": percentile(e2e, 0.5), "p99": percentile(e2e, 0.99), "rps": len(ok) / elapsed,
-            "overhead_p50": percentile(overhead, 0.5), "overhead_p99": percentile(overhead, 0.99),
-            "n": len(results), "failed": len(results) - len(ok)}
+    return {
+        "p50": percentile(e2e, 0.5),
+        "p99": percentile(e2e, 0.99),
+        "rps": len(ok) / elapsed,
+        "overhead_p50": percentile(overhead, 0.5),
+        "overhead_p99": percentile(overhead, 0.99),
+        "n": len(results),
+        "failed": len(results) - len(ok),
+    }
 
 
 async def ledger_latencies(http: httpx.AsyncClient, slug: str) -> dict[str, float]:
@@ -116,11 +137,16 @@ async def ledger_latencies(http: httpx.AsyncClient, slug: str) -> dict[str, floa
 
 
 def start_server(database_url: str, port: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "SWITCHBOARD_DATABASE_URL": database_url,
-           "SWITCHBOARD_ADMIN_KEY": ADMIN_KEY}
+    env = {
+        **os.environ,
+        "SWITCHBOARD_DATABASE_URL": database_url,
+        "SWITCHBOARD_ADMIN_KEY": ADMIN_KEY,
+    }
     return subprocess.Popen(  # noqa: S603
         [sys.executable, "-m", "switchboard", "serve", "--port", str(port), "--no-seed"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 
@@ -147,8 +173,9 @@ async def run_backend(name: str, database_url: str, fake: FakeProviderProcess) -
             slug = f"bench-{uuid.uuid4().hex[:8]}"
             async with httpx.AsyncClient(base_url=base, headers=HEADERS) as http:
                 await http.post("/v1/accounts", json={"slug": slug, "name": slug})
-                await http.post(f"/v1/accounts/{slug}/agents",
-                                json=fake_agent_body("bot", fake.url))
+                await http.post(
+                    f"/v1/accounts/{slug}/agents", json=fake_agent_body("bot", fake.url)
+                )
             await fake.reset()
             direct = await baseline(fake.url, concurrency, total)
             chats = await through_switchboard(base, slug, concurrency, total)
@@ -191,8 +218,13 @@ async def main() -> None:
             url = make_url(args.postgres).set(database=name).render_as_string(hide_password=False)
             try:
                 env = {**os.environ, "SWITCHBOARD_DATABASE_URL": url}
-                subprocess.run([sys.executable, "-m", "switchboard", "db", "upgrade"],  # noqa: S603
-                               env=env, check=True, stdout=subprocess.DEVNULL)
+                await asyncio.to_thread(
+                    subprocess.run,
+                    [sys.executable, "-m", "switchboard", "db", "upgrade"],
+                    env=env,
+                    check=True,
+                    stdout=subprocess.DEVNULL,
+                )
                 await run_backend("PostgreSQL", url, fake)
             finally:
                 conn = await asyncpg.connect(admin.render_as_string(hide_password=False))

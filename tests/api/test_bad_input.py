@@ -123,6 +123,11 @@ async def test_openapi_is_served_and_lists_the_routes(client: httpx.AsyncClient)
         "/v1/accounts/{account}/agents/{agent}/config",
         "/healthz",
         "/readyz",
+        "/v1/accounts/{account}/agents/{agent}/chat",
+        "/v1/accounts/{account}/conversations",
+        "/v1/accounts/{account}/conversations/{conversation_id}/messages",
+        "/v1/accounts/{account}/llm-requests",
+        "/v1/accounts/{account}/usage",
     ]:
         assert path in paths, path
     assert set(paths["/v1/accounts/{account}/agents/{agent}"]) == {"get", "patch", "delete"}
