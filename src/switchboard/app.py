@@ -18,6 +18,7 @@ from switchboard.registry.router import router as agents_router
 from switchboard.runtime.router import router as chat_router
 from switchboard.settings import Settings
 from switchboard.tenancy.router import router as accounts_router
+from switchboard.traffic.router import router as budget_router
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -47,4 +48,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(chat_router)
     app.include_router(conversations_router)
     app.include_router(ledger_router)
+    app.include_router(budget_router)
     return app

@@ -20,6 +20,8 @@ from switchboard.runtime.models import ModelFactory
 from switchboard.runtime.tools.registry import check_tools
 from switchboard.settings import Settings
 from switchboard.tenancy.service import TenancyService
+from switchboard.traffic.budgets import BudgetService
+from switchboard.traffic.limiter import InProcessLimiter, Limiter
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,11 +37,14 @@ class Container:
     models: ModelFactory
     chat: ChatService
     sweeper: Sweeper
+    budgets: BudgetService
+    limiter: Limiter
 
     async def aclose(self) -> None:
         await self.sweeper.stop()
         await self.ledger.drain()
         await self.models.aclose()
+        await self.limiter.aclose()
         await self.engine.dispose()
 
 
@@ -60,8 +65,10 @@ async def build_container(settings: Settings) -> Container:
     conversations = ConversationService(uow)
     ledger = LedgerService(uow)
     models = ModelFactory()
+    limiter = build_limiter(settings)
     chat = ChatService(
         uow=uow,
+        limiter=limiter,
         agents=agents,
         conversations=conversations,
         ledger=ledger,
@@ -80,4 +87,15 @@ async def build_container(settings: Settings) -> Container:
         models=models,
         chat=chat,
         sweeper=Sweeper(ledger, interval_s=settings.ledger_sweep_interval_s),
+        budgets=BudgetService(uow),
+        limiter=limiter,
     )
+
+
+def build_limiter(settings: Settings) -> Limiter:
+    """In-process limits by default; shared across processes when SWITCHBOARD_REDIS_URL is set."""
+    if settings.redis_url is None:
+        return InProcessLimiter()
+    from switchboard.traffic.redis_limiter import RedisLimiter
+
+    return RedisLimiter(settings.redis_url)

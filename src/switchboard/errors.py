@@ -6,7 +6,9 @@
     │   ├── DatabaseUnavailable     DATABASE_UNAVAILABLE (connection lost / refused)
     │   ├── ProviderRateLimited     PROVIDER_RATE_LIMITED (429)
     │   ├── ProviderUnavailable     PROVIDER_UNAVAILABLE (5xx, connection errors)
-    │   └── ProviderTimeout         PROVIDER_TIMEOUT
+    │   ├── ProviderTimeout         PROVIDER_TIMEOUT
+    │   ├── ProviderBusy            PROVIDER_BUSY (no slot within queue_timeout)
+    │   └── LimiterUnavailable      LIMITER_UNAVAILABLE (Redis unreachable: fail closed)
     ├── PermanentError      the request itself is wrong; retrying cannot help
     │   ├── InvalidRequest          VALIDATION_ERROR / INVALID_JSON / INVALID_CURSOR …
     │   │   └── PayloadTooLarge     PAYLOAD_TOO_LARGE
@@ -14,6 +16,7 @@
     │   ├── Forbidden               FORBIDDEN
     │   ├── NotFound                ACCOUNT_NOT_FOUND / AGENT_NOT_FOUND / KEY_NOT_FOUND …
     │   └── Conflict                ACCOUNT_ALREADY_EXISTS / AGENT_ALREADY_EXISTS …
+    │   ├── BudgetExceeded          BUDGET_EXCEEDED
     │   └── UpstreamRejected        PROVIDER_PERMANENT_ERROR (the provider refused the call)
     └── FatalError          the deployment is broken; an operator must act
         ├── ConfigurationError      CONFIGURATION_ERROR
@@ -129,6 +132,22 @@ class ProviderUnavailable(TransientError):
 
 class ProviderTimeout(TransientError):
     default_code: ClassVar[str] = "PROVIDER_TIMEOUT"
+
+
+class ProviderBusy(TransientError):
+    """Waited ``queue_timeout_s`` for a provider slot or rate-limit capacity without getting it."""
+
+    default_code: ClassVar[str] = "PROVIDER_BUSY"
+
+
+class LimiterUnavailable(TransientError):
+    """The shared limiter (Redis) cannot be reached: the call is refused, never unlimited."""
+
+    default_code: ClassVar[str] = "LIMITER_UNAVAILABLE"
+
+
+class BudgetExceeded(PermanentError):
+    default_code: ClassVar[str] = "BUDGET_EXCEEDED"
 
 
 class UpstreamRejected(PermanentError):

@@ -6,6 +6,7 @@ from switchboard.ledger.models import LlmRequest
 from switchboard.memories.models import Memory
 from switchboard.registry.models import Agent, AgentTag, ConfigLayer
 from switchboard.tenancy.models import Account, ApiKey
+from switchboard.traffic.models import Budget, BudgetPeriod
 
 __all__ = [
     "Account",
@@ -13,6 +14,8 @@ __all__ = [
     "AgentTag",
     "ApiKey",
     "Base",
+    "Budget",
+    "BudgetPeriod",
     "ConfigLayer",
     "Conversation",
     "LlmRequest",

@@ -37,6 +37,18 @@ class RetryPolicy:
                 delay = max(delay, exc.retry_after_s)
         return delay
 
+    def delay(self, error: TransientError, *, attempt: int, elapsed_s: float) -> float | None:
+        """How long to wait before attempt ``attempt + 1``, or ``None`` to give up (attempts or
+        the total deadline spent). Honours the error's ``retry_after_s``."""
+        if attempt >= self.attempts:
+            return None
+        wait = self.backoff(attempt)
+        if error.retry_after_s is not None:
+            wait = max(wait, error.retry_after_s)
+        if elapsed_s + wait > self.max_total_s:
+            return None
+        return wait
+
     def retrying(self) -> AsyncRetrying:
         """A tenacity controller that retries transient errors only, then re-raises."""
         return AsyncRetrying(

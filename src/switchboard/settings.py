@@ -19,6 +19,7 @@ class Settings(BaseSettings):
     )
 
     database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str | None = None  # shares provider limits across processes and machines
     admin_key: SecretStr | None = None
 
     # Pool settings (PostgreSQL; SQLite uses the same queue pool).

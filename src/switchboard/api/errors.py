@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from switchboard.errors import (
+    BudgetExceeded,
     Conflict,
     FatalError,
     Forbidden,
@@ -34,6 +35,7 @@ _STATUS: list[tuple[type[SwitchboardError], int]] = [
     (Forbidden, 403),
     (NotFound, 404),
     (Conflict, 409),
+    (BudgetExceeded, 402),
     (PayloadTooLarge, 413),
     (InvalidRequest, 422),
     (UpstreamRejected, 502),

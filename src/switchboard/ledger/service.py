@@ -20,6 +20,7 @@ from switchboard.ledger.pricing import Cost, price_of
 from switchboard.ledger.repository import GroupBy, LedgerFilters, LedgerRepository, UsageRow
 from switchboard.pagination import decode_cursor, encode_cursor
 from switchboard.registry.config_schema import PriceConfig
+from switchboard.traffic.budgets import BudgetService, Reservation
 
 log = logging.getLogger("switchboard.ledger")
 FinalStatus = Literal["complete", "error", "cancelled"]
@@ -54,11 +55,18 @@ class LedgerService:
         self._uow = uow
         self._finishing: set[asyncio.Task[Any]] = set()
 
-    async def open(self, ctx: CallContext, *, request_body: Any | None = None) -> uuid.UUID:
+    async def open(
+        self, ctx: CallContext, *, request_body: Any | None = None, budget_hold_nano_usd: int = 0
+    ) -> tuple[uuid.UUID, Reservation | None]:
+        """Reserve the call's maximum cost against the budgets (if any) and commit its pending
+        row, in one unit of work: both or neither."""
         row_id = uuid.uuid4()
         now = utcnow()
 
-        async def op(u: UnitOfWork) -> None:
+        async def op(u: UnitOfWork) -> Reservation | None:
+            reservation = await BudgetService.reserve_in(
+                u, agent=ctx.agent_slug, amount_nano_usd=budget_hold_nano_usd
+            )
             LedgerRepository(u).add_pending(
                 LlmRequest(
                     id=row_id,
@@ -79,9 +87,10 @@ class LedgerService:
                     priced=True,
                 )
             )
+            return reservation
 
-        await self._uow.run(op, scope=ctx.scope)
-        return row_id
+        reservation = await self._uow.run(op, scope=ctx.scope)
+        return row_id, reservation
 
     async def finish(
         self,
@@ -94,6 +103,7 @@ class LedgerService:
         provider_response_id: str | None = None,
         error: SwitchboardError | None = None,
         response_body: Any | None = None,
+        reservation: Reservation | None = None,
     ) -> Cost:
         """Settle a row. Runs to completion even if the caller is cancelled meanwhile."""
         cost = price_of(
@@ -121,6 +131,8 @@ class LedgerService:
             values["response_body"] = response_body
 
         async def op(u: UnitOfWork) -> bool:
+            if reservation is not None:
+                await BudgetService.settle_in(u, reservation, actual_nano_usd=cost.nano_usd)
             return await LedgerRepository(u).finish(row_id, values)
 
         updated = await self._shielded(self._uow.run(op, scope=ctx.scope))

@@ -24,6 +24,23 @@ class MemoryConfig(_Strict):
     summarize: bool = True
 
 
+class ModelLimits(_Strict):
+    """Limits for one model of a provider, on top of the provider's own."""
+
+    max_concurrency: int | None = Field(default=None, ge=1, le=10_000)
+    rpm: int | None = Field(default=None, ge=1)
+    tpm: int | None = Field(default=None, ge=1)
+
+
+class RetryConfig(_Strict):
+    """Retries of transient provider errors (429, 5xx, timeouts, connection errors)."""
+
+    attempts: int = Field(default=4, ge=1, le=20)
+    base_s: float = Field(default=0.25, ge=0, le=60)
+    cap_s: float = Field(default=8.0, ge=0, le=600)
+    deadline_s: float = Field(default=60.0, gt=0, le=3600)
+
+
 class ProviderConfig(_Strict):
     """An OpenAI-compatible endpoint (Ollama, vLLM, OpenRouter, the fake provider)."""
 
@@ -33,6 +50,7 @@ class ProviderConfig(_Strict):
     rpm: int | None = Field(default=None, ge=1)
     tpm: int | None = Field(default=None, ge=1)
     queue_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    models: dict[str, ModelLimits] = Field(default_factory=dict)
     continuous_usage_stats: bool = Field(
         default=False,
         description="The endpoint reports cumulative usage in every stream chunk (vLLM, the "
@@ -64,6 +82,7 @@ class EffectiveConfig(_Strict):
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     prices: dict[str, PriceConfig] = Field(default_factory=dict)
     ledger: LedgerConfig = LedgerConfig()
+    retry: RetryConfig = RetryConfig()
 
 
 def builtin_defaults() -> dict[str, Any]:

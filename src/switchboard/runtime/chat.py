@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,17 +34,20 @@ from switchboard.conversations.models import Message
 from switchboard.conversations.repository import NewMessage
 from switchboard.conversations.service import ConversationRef, ConversationService
 from switchboard.db.uow import AccountScope, UnitOfWorkFactory
-from switchboard.errors import Conflict
+from switchboard.errors import Conflict, SwitchboardError
 from switchboard.ledger.service import CallContext, LedgerService
 from switchboard.memories.service import MemoryService
 from switchboard.registry.config_schema import EffectiveConfig
 from switchboard.registry.service import AgentService
+from switchboard.retry import RetryPolicy
 from switchboard.runtime.demo import SUMMARY_MARKER
 from switchboard.runtime.events import ChatEvent, Delta, Done, ToolCalled, ToolReturned
-from switchboard.runtime.ledgered import CallRecord, LedgeredModel
+from switchboard.runtime.ledgered import CallRecord, LedgeredModel, Traffic
 from switchboard.runtime.models import BuiltModel, ModelFactory
 from switchboard.runtime.tools.context import ToolContext
 from switchboard.runtime.tools.registry import build_tools, resolve
+from switchboard.traffic.limiter import Limiter
+from switchboard.traffic.limits import admission_for
 
 MAX_MODEL_REQUESTS = 12
 AGENT_CACHE_SIZE = 1000
@@ -111,7 +114,11 @@ class ChatService:
         ledger: LedgerService,
         models: ModelFactory,
         memories: MemoryService,
+        limiter: Limiter,
+        on_retry: Callable[[SwitchboardError], None] = lambda _error: None,
     ) -> None:
+        self._limiter = limiter
+        self._on_retry = on_retry
         self._uow = uow
         self._agents = agents
         self._conversations = conversations
@@ -167,10 +174,26 @@ class ChatService:
         )
 
     def _model(self, turn: PreparedTurn, kind: str) -> LedgeredModel:
+        retry = turn.config.retry
+        traffic = Traffic(
+            limiter=self._limiter,
+            admission=admission_for(
+                turn.config, provider=turn.built.provider, model=turn.built.name
+            ),
+            retry=RetryPolicy(
+                attempts=retry.attempts,
+                base_s=retry.base_s,
+                cap_s=retry.cap_s,
+                max_total_s=retry.deadline_s,
+            ),
+            max_tokens=turn.config.model_settings.max_tokens,
+            on_retry=self._on_retry,
+        )
         return LedgeredModel(
             turn.built.model,
             ledger=self._ledger,
             ctx=self._call_context(turn, kind),
+            traffic=traffic,
             on_call=turn.calls.append,
         )
 

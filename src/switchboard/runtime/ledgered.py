@@ -1,20 +1,23 @@
-"""The seam around every provider call: a write-ahead ledger row before the request leaves,
-one conditional update after it — on success, on error, and on cancellation (client gone),
-with whatever usage the stream had reported so far."""
+"""The seam around every provider call, in the one admission order:
+concurrency slot → rate limit → budget reservation + write-ahead ledger row → call →
+settlement (ledger + budget) → release. Transient provider errors are retried with backoff and
+full jitter, each attempt with its own slot, reservation and ledger row; a stream is retried
+only if it failed before it was handed on. The release sits in a ``finally``."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import Any
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from pydantic_ai import ModelResponse
 from pydantic_ai import exceptions as pai
-from pydantic_ai.messages import ModelMessage
+from pydantic_ai.messages import ModelMessage, ModelMessagesTypeAdapter
 from pydantic_ai.models import ModelRequestParameters, StreamedResponse
 from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
@@ -29,8 +32,15 @@ from switchboard.errors import (
     SwitchboardError,
     UpstreamRejected,
 )
-from switchboard.ledger.pricing import Cost
+from switchboard.ledger.pricing import Cost, price_of
 from switchboard.ledger.service import CallContext, LedgerService, TokenUsage
+from switchboard.retry import RetryPolicy
+from switchboard.traffic.budgets import Reservation
+from switchboard.traffic.limiter import Limiter
+from switchboard.traffic.limits import Admission
+
+RETRYABLE = (ProviderRateLimited, ProviderUnavailable, ProviderTimeout)
+Status = Literal["complete", "error", "cancelled"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +95,33 @@ def classify_provider_error(exc: Exception, model: str) -> SwitchboardError:
     return UpstreamRejected(f"{detail} ({type(exc).__name__})")
 
 
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    tokens: int  # for tpm: input (≈ bytes / 4) + max_tokens
+    hold_nano_usd: int  # the most the call can cost: every input byte a token + max_tokens
+
+
+@dataclass(slots=True)
+class _Attempt:
+    """One admitted attempt: its slot, its ledger row and budget reservation."""
+
+    slot: AbstractAsyncContextManager[None]
+    row_id: uuid.UUID | None = None
+    reservation: Reservation | None = None
+    started: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True, slots=True)
+class Traffic:
+    """Admission and retry settings of one run's provider calls."""
+
+    limiter: Limiter
+    admission: Admission
+    retry: RetryPolicy
+    max_tokens: int
+    on_retry: Callable[[SwitchboardError], None] = lambda _error: None
+
+
 class LedgeredModel(WrapperModel):
     def __init__(
         self,
@@ -92,19 +129,92 @@ class LedgeredModel(WrapperModel):
         *,
         ledger: LedgerService,
         ctx: CallContext,
+        traffic: Traffic,
         on_call: Callable[[CallRecord], None],
     ) -> None:
         super().__init__(wrapped)
         self._ledger = ledger
         self._ctx = ctx
+        self._traffic = traffic
         self._on_call = on_call
+
+    def _estimate(
+        self, messages: list[ModelMessage], parameters: ModelRequestParameters
+    ) -> Estimate:
+        size = len(ModelMessagesTypeAdapter.dump_json(messages))
+        size += sum(
+            len(tool.name)
+            + len(tool.description or "")
+            + len(json.dumps(tool.parameters_json_schema))
+            for tool in parameters.function_tools
+        )
+        max_tokens = self._traffic.max_tokens
+        cost = price_of(
+            model=self._ctx.model,
+            provider=self._ctx.provider,
+            input_tokens=size,
+            output_tokens=max_tokens,
+            cached_tokens=0,
+            overrides=self._ctx.prices,
+        )
+        return Estimate(tokens=size // 4 + max_tokens, hold_nano_usd=cost.nano_usd)
 
     def _body(self, messages: list[ModelMessage]) -> Any | None:
         if not self._ctx.store_bodies:
             return None
-        from pydantic_ai.messages import ModelMessagesTypeAdapter
-
         return ModelMessagesTypeAdapter.dump_python(messages, mode="json")
+
+    async def _admit(self, messages: list[ModelMessage], estimate: Estimate) -> _Attempt:
+        """Slot and rate limit, then the budget reservation and the pending row."""
+        slot = self._traffic.limiter.admit(self._traffic.admission, tokens=estimate.tokens)
+        await slot.__aenter__()
+        attempt = _Attempt(slot=slot)
+        try:
+            attempt.row_id, attempt.reservation = await self._ledger.open(
+                self._ctx,
+                request_body=self._body(messages),
+                budget_hold_nano_usd=estimate.hold_nano_usd,
+            )
+        except BaseException:
+            await slot.__aexit__(None, None, None)
+            raise
+        attempt.started = time.monotonic()
+        return attempt
+
+    async def _settle(
+        self,
+        attempt: _Attempt,
+        status: Status,
+        usage: TokenUsage,
+        *,
+        error: SwitchboardError | None = None,
+        response_id: str | None = None,
+    ) -> None:
+        assert attempt.row_id is not None
+        try:
+            cost = await self._ledger.finish(
+                self._ctx,
+                attempt.row_id,
+                status=status,
+                usage=usage,
+                latency_ms=int((time.monotonic() - attempt.started) * 1000),
+                provider_response_id=response_id,
+                error=error,
+                reservation=attempt.reservation,
+            )
+            self._on_call(CallRecord(row_id=attempt.row_id, usage=usage, cost=cost))
+        finally:
+            await attempt.slot.__aexit__(None, None, None)
+
+    def _retry_delay(self, error: SwitchboardError, attempt: int, started: float) -> float | None:
+        if not isinstance(error, RETRYABLE):
+            return None
+        delay = self._traffic.retry.delay(
+            error, attempt=attempt, elapsed_s=time.monotonic() - started
+        )
+        if delay is not None:
+            self._traffic.on_retry(error)
+        return delay
 
     async def request(
         self,
@@ -112,27 +222,34 @@ class LedgeredModel(WrapperModel):
         model_settings: ModelSettings | None,
         model_request_parameters: ModelRequestParameters,
     ) -> ModelResponse:
-        row_id = await self._ledger.open(self._ctx, request_body=self._body(messages))
+        estimate = self._estimate(messages, model_request_parameters)
         started = time.monotonic()
-        try:
-            response = await self.wrapped.request(
-                messages, model_settings, model_request_parameters
+        number = 0
+        while True:
+            number += 1
+            attempt = await self._admit(messages, estimate)
+            try:
+                response = await self.wrapped.request(
+                    messages, model_settings, model_request_parameters
+                )
+            except asyncio.CancelledError:
+                await self._settle(attempt, "cancelled", TokenUsage())
+                raise
+            except Exception as exc:
+                error = classify_provider_error(exc, self._ctx.model)
+                await self._settle(attempt, "error", TokenUsage(), error=error)
+                delay = self._retry_delay(error, number, started)
+                if delay is None:
+                    raise error from exc
+                await asyncio.sleep(delay)
+                continue
+            await self._settle(
+                attempt,
+                "complete",
+                token_usage(response.usage),
+                response_id=response.provider_response_id,
             )
-        except asyncio.CancelledError:
-            await self._settle(row_id, started, "cancelled", TokenUsage())
-            raise
-        except Exception as exc:
-            error = classify_provider_error(exc, self._ctx.model)
-            await self._settle(row_id, started, "error", TokenUsage(), error=error)
-            raise error from exc
-        await self._settle(
-            row_id,
-            started,
-            "complete",
-            token_usage(response.usage),
-            response_id=response.provider_response_id,
-        )
-        return response
+            return response
 
     @asynccontextmanager
     async def request_stream(
@@ -142,49 +259,43 @@ class LedgeredModel(WrapperModel):
         model_request_parameters: ModelRequestParameters,
         run_context: RunContext[Any] | None = None,
     ) -> AsyncIterator[StreamedResponse]:
-        row_id = await self._ledger.open(self._ctx, request_body=self._body(messages))
+        estimate = self._estimate(messages, model_request_parameters)
         started = time.monotonic()
-        stream: StreamedResponse | None = None
-        try:
-            async with self.wrapped.request_stream(
+        number = 0
+        while True:  # retried only until the stream is open and handed on
+            number += 1
+            attempt = await self._admit(messages, estimate)
+            opened = self.wrapped.request_stream(
                 messages, model_settings, model_request_parameters, run_context
-            ) as stream:
+            )
+            try:
+                stream = await opened.__aenter__()
+            except asyncio.CancelledError:
+                await self._settle(attempt, "cancelled", TokenUsage())
+                raise
+            except Exception as exc:
+                error = classify_provider_error(exc, self._ctx.model)
+                await self._settle(attempt, "error", TokenUsage(), error=error)
+                delay = self._retry_delay(error, number, started)
+                if delay is None:
+                    raise error from exc
+                await asyncio.sleep(delay)
+                continue
+            break
+        try:
+            try:
                 yield stream
+            except BaseException as exc:
+                await opened.__aexit__(type(exc), exc, exc.__traceback__)
+                raise
+            await opened.__aexit__(None, None, None)
         except (asyncio.CancelledError, GeneratorExit):
-            usage = token_usage(stream.usage) if stream is not None else TokenUsage()
-            await self._settle(row_id, started, "cancelled", usage)
+            await self._settle(attempt, "cancelled", token_usage(stream.usage))
             raise
         except Exception as exc:
-            usage = token_usage(stream.usage) if stream is not None else TokenUsage()
             error = classify_provider_error(exc, self._ctx.model)
-            await self._settle(row_id, started, "error", usage, error=error)
+            await self._settle(attempt, "error", token_usage(stream.usage), error=error)
             raise error from exc
-        assert stream is not None
         await self._settle(
-            row_id,
-            started,
-            "complete",
-            token_usage(stream.usage),
-            response_id=stream.provider_response_id,
+            attempt, "complete", token_usage(stream.usage), response_id=stream.provider_response_id
         )
-
-    async def _settle(
-        self,
-        row_id: uuid.UUID,
-        started: float,
-        status: Any,
-        usage: TokenUsage,
-        *,
-        error: SwitchboardError | None = None,
-        response_id: str | None = None,
-    ) -> None:
-        cost = await self._ledger.finish(
-            self._ctx,
-            row_id,
-            status=status,
-            usage=usage,
-            latency_ms=int((time.monotonic() - started) * 1000),
-            provider_response_id=response_id,
-            error=error,
-        )
-        self._on_call(CallRecord(row_id=row_id, usage=usage, cost=cost))

@@ -1,0 +1,150 @@
+"""Concurrency slots and rate limits, in process. Waiters queue in FIFO order (asyncio's
+``Semaphore`` and ``Lock`` wake them first come, first served) up to the queue timeout; a slot
+is released in a ``finally`` and so survives errors, timeouts and cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from switchboard.errors import ProviderBusy
+from switchboard.traffic.limits import Admission, LimitSpec
+
+
+class Limiter(Protocol):
+    def admit(self, admission: Admission, *, tokens: int) -> AbstractAsyncContextManager[None]: ...
+
+    def in_use(self, key: str) -> int: ...
+
+    def queued(self, key: str) -> int: ...
+
+    async def aclose(self) -> None: ...
+
+
+def busy(key: str, waited_s: float) -> ProviderBusy:
+    return ProviderBusy(
+        f"provider '{key}' is at its limit; waited {waited_s:.1f} s for capacity",
+        retry_after_s=max(1.0, waited_s / 2),
+    )
+
+
+@dataclass(slots=True)
+class _Bucket:
+    """A token bucket refilled continuously: ``capacity`` per minute."""
+
+    capacity: float
+    tokens: float
+    updated: float = field(default_factory=time.monotonic)
+
+    def refill(self, now: float) -> None:
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.capacity / 60)
+        self.updated = now
+
+    def wait_for(self, amount: float, now: float) -> float:
+        self.refill(now)
+        needed = min(amount, self.capacity) - self.tokens
+        return 0.0 if needed <= 0 else needed * 60 / self.capacity
+
+
+class InProcessLimiter:
+    def __init__(self) -> None:
+        self._slots: dict[str, tuple[int, asyncio.Semaphore]] = {}
+        self._in_use: dict[str, int] = {}
+        self._queued: dict[str, int] = {}
+        self._buckets: dict[tuple[str, str], _Bucket] = {}
+        self._rate_locks: dict[str, asyncio.Lock] = {}
+
+    def in_use(self, key: str) -> int:
+        return self._in_use.get(key, 0)
+
+    def queued(self, key: str) -> int:
+        return self._queued.get(key, 0)
+
+    def _semaphore(self, spec: LimitSpec, limit: int) -> asyncio.Semaphore:
+        known = self._slots.get(spec.key)
+        if known is None or known[0] != limit:  # new key, or its limit was changed
+            known = (limit, asyncio.Semaphore(limit))
+            self._slots[spec.key] = known
+        return known[1]
+
+    @asynccontextmanager
+    async def admit(self, admission: Admission, *, tokens: int) -> AsyncIterator[None]:
+        started = time.monotonic()
+        deadline = started + admission.queue_timeout_s
+        async with AsyncExitStack() as stack:
+            for spec in admission.specs:
+                if spec.max_concurrency is not None:
+                    await stack.enter_async_context(
+                        self._slot(spec, spec.max_concurrency, deadline, started)
+                    )
+            for spec in admission.specs:
+                await self._rate(spec, tokens, deadline, started)
+            yield
+
+    @asynccontextmanager
+    async def _slot(
+        self, spec: LimitSpec, limit: int, deadline: float, started: float
+    ) -> AsyncIterator[None]:
+        semaphore = self._semaphore(spec, limit)
+        self._queued[spec.key] = self.queued(spec.key) + 1
+        try:
+            async with asyncio.timeout_at(_loop_time(deadline)):
+                await semaphore.acquire()
+        except TimeoutError:
+            raise busy(spec.key, time.monotonic() - started) from None
+        finally:
+            self._queued[spec.key] -= 1
+        self._in_use[spec.key] = self.in_use(spec.key) + 1
+        try:
+            yield
+        finally:
+            self._in_use[spec.key] -= 1
+            semaphore.release()
+
+    async def _rate(self, spec: LimitSpec, tokens: int, deadline: float, started: float) -> None:
+        if spec.rpm is None and spec.tpm is None:
+            return
+        lock = self._rate_locks.setdefault(spec.key, asyncio.Lock())
+        try:
+            async with asyncio.timeout_at(_loop_time(deadline)), lock:  # FIFO among waiters
+                while True:
+                    now = time.monotonic()
+                    waits = [
+                        self._bucket(spec.key, "rpm", spec.rpm).wait_for(1, now)
+                        if spec.rpm
+                        else 0.0,
+                        self._bucket(spec.key, "tpm", spec.tpm).wait_for(tokens, now)
+                        if spec.tpm
+                        else 0.0,
+                    ]
+                    wait = max(waits)
+                    if wait <= 0:
+                        break
+                    if now + wait > deadline:
+                        raise TimeoutError
+                    await asyncio.sleep(wait)
+        except TimeoutError:
+            raise busy(spec.key, time.monotonic() - started) from None
+        if spec.rpm:
+            self._bucket(spec.key, "rpm", spec.rpm).tokens -= 1
+        if spec.tpm:
+            self._bucket(spec.key, "tpm", spec.tpm).tokens -= min(tokens, spec.tpm)
+
+    def _bucket(self, key: str, kind: str, capacity: int) -> _Bucket:
+        bucket = self._buckets.get((key, kind))
+        if bucket is None or bucket.capacity != capacity:
+            bucket = _Bucket(capacity=capacity, tokens=capacity)
+            self._buckets[(key, kind)] = bucket
+        return bucket
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _loop_time(monotonic_deadline: float) -> float:
+    loop = asyncio.get_running_loop()
+    return loop.time() + (monotonic_deadline - time.monotonic())
