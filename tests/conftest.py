@@ -168,6 +168,28 @@ def env_database(database_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     return database_url
 
 
+REDIS_URL = os.environ.get("SWITCHBOARD_TEST_REDIS_URL")
+REQUIRE_REDIS = os.environ.get("SWITCHBOARD_TEST_REQUIRE_REDIS") == "1"
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """A Redis to share limits through; fails (not skips) when required but unreachable."""
+    import redis
+
+    if not REDIS_URL:
+        if REQUIRE_REDIS:
+            pytest.fail("Redis tests are required but SWITCHBOARD_TEST_REDIS_URL is not set")
+        pytest.skip("SWITCHBOARD_TEST_REDIS_URL is not set")
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=5).ping()
+    except redis.RedisError as exc:
+        if REQUIRE_REDIS:
+            pytest.fail(f"Redis tests are required but Redis is unreachable: {exc}")
+        pytest.skip(f"Redis unreachable: {exc}")
+    return REDIS_URL
+
+
 @pytest.fixture(scope="session")
 def fake_provider() -> Iterator[FakeProviderProcess]:
     process = FakeProviderProcess()

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import uvicorn
+from fastapi import FastAPI
 
 from switchboard.app import create_app
 from switchboard.settings import Settings
@@ -28,9 +29,17 @@ def free_port() -> int:
 
 @asynccontextmanager
 async def live_server(settings: Settings) -> AsyncIterator[str]:
+    async with live_app(settings) as (base, _):
+        yield base
+
+
+@asynccontextmanager
+async def live_app(settings: Settings) -> AsyncIterator[tuple[str, FastAPI]]:
+    """The app served on a free loopback port: its base URL, and the app (for its state)."""
     port = free_port()
+    app = create_app(settings)
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host="127.0.0.1",
         port=port,
         log_level="warning",
@@ -45,7 +54,7 @@ async def live_server(settings: Settings) -> AsyncIterator[str]:
             raise RuntimeError("the test server did not start")
         await asyncio.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", app
     finally:
         server.should_exit = True
         await task
@@ -94,7 +103,7 @@ class FakeProviderProcess:
     def stop(self) -> None:
         self.process.terminate()
         try:
-            self.process.wait(timeout=10)
+            self.process.wait(timeout=3)
         except subprocess.TimeoutExpired:
             self.process.kill()
 
@@ -103,14 +112,21 @@ PRICE = {"input_per_mtok": "0.15", "output_per_mtok": "0.60", "cached_input_per_
 
 
 def fake_agent_body(
-    slug: str, fake_url: str, *, tools: list[str] | None = None, **config: Any
+    slug: str,
+    fake_url: str,
+    *,
+    tools: list[str] | None = None,
+    provider: str = "fake",
+    limits: dict[str, Any] | None = None,
+    **config: Any,
 ) -> dict[str, Any]:
+    provider_config = {"base_url": f"{fake_url}/v1", "continuous_usage_stats": True}
     return {
         "slug": slug,
-        "model": "fake:fake-model",
+        "model": f"{provider}:fake-model",
         "tools": tools or [],
         "config": {
-            "providers": {"fake": {"base_url": f"{fake_url}/v1", "continuous_usage_stats": True}},
+            "providers": {provider: provider_config | (limits or {})},
             "prices": {"fake-model": PRICE},
             **config,
         },

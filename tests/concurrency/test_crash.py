@@ -21,13 +21,17 @@ N = 20
 HEADERS = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 
-def _start_server(database_url: str, port: int) -> subprocess.Popen[bytes]:
+def _start_server(
+    database_url: str, port: int, *, redis_url: str | None = None
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "SWITCHBOARD_DATABASE_URL": database_url,
         "SWITCHBOARD_ADMIN_KEY": ADMIN_KEY,
         "SWITCHBOARD_LEDGER_SWEEP_INTERVAL_S": "0.2",
     }
+    if redis_url is not None:
+        env["SWITCHBOARD_REDIS_URL"] = redis_url
     return subprocess.Popen(  # noqa: S603 - our own CLI
         [sys.executable, "-m", "switchboard", "serve", "--port", str(port)],
         env=env,

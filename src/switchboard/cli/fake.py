@@ -42,4 +42,10 @@ def fake_provider(
         seed=seed,
     )
     console.print(f"fake provider on http://{host}:{port}/v1  (stats: /_stats)")
-    uvicorn.run(create_fake_provider(behaviour), host=host, port=port, log_level="warning")
+    uvicorn.run(
+        create_fake_provider(behaviour),
+        host=host,
+        port=port,
+        log_level="warning",
+        timeout_graceful_shutdown=1,
+    )
