@@ -15,6 +15,7 @@ import asyncpg
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from blockbuster import blockbuster_ctx
 from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy.engine import make_url
@@ -204,3 +205,11 @@ async def fake(fake_provider: FakeProviderProcess) -> FakeProviderProcess:
     """The fake provider with default behaviour and zeroed statistics."""
     await fake_provider.reset()
     return fake_provider
+
+
+@pytest.fixture(autouse=True)
+def no_blocking_calls_in_the_event_loop() -> Iterator[None]:
+    """Rule 10: any blocking call (sleep, file or socket I/O, …) made by Switchboard's code
+    inside the event loop fails the test."""
+    with blockbuster_ctx("switchboard"):
+        yield

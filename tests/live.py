@@ -45,6 +45,7 @@ async def live_app(settings: Settings) -> AsyncIterator[tuple[str, FastAPI]]:
         log_level="warning",
         lifespan="on",
         timeout_graceful_shutdown=5,
+        timeout_keep_alive=60,  # no idle-close race with the test's pooled connections
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

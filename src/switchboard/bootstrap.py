@@ -50,7 +50,7 @@ class Container:
 
 async def build_container(settings: Settings) -> Container:
     await asyncio.to_thread(ensure_sqlite_directory, settings.database_url)
-    engine = create_engine(settings)
+    engine = await asyncio.to_thread(create_engine, settings)  # touches the file system
     uow = UnitOfWorkFactory(
         engine,
         retry=RetryPolicy(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ async def scope_of(container: Container, slug: str) -> AccountScope:
 
 async def test_apply_creates_then_is_idempotent(container: Container, tmp_path: Path) -> None:
     slug = unique("acme")
-    tree = load_tree(write(tmp_path, tree_files(slug)))
+    tree = await asyncio.to_thread(load_tree, write(tmp_path, tree_files(slug)))
     first = await container.applier.apply(tree)
     assert first.accounts_created == [slug]
     assert sorted(first.agents_created) == [f"{slug}/sales", f"{slug}/support"]
@@ -65,7 +66,9 @@ async def test_apply_creates_then_is_idempotent(container: Container, tmp_path: 
 
 async def test_db_overrides_win_over_files(container: Container, tmp_path: Path) -> None:
     slug = unique("acme")
-    await container.applier.apply(load_tree(write(tmp_path, tree_files(slug))))
+    await container.applier.apply(
+        await asyncio.to_thread(load_tree, write(tmp_path, tree_files(slug)))
+    )
     scope = await scope_of(container, slug)
     from switchboard.registry.schemas import AgentPatch
 
@@ -94,7 +97,7 @@ async def test_apply_is_all_or_nothing(
     """A failure at the last agent leaves no account, agent or layer of the tree behind."""
     slug = unique("acme")
     files = tree_files(slug) | {f"{slug}/zz-last/config.yaml": "description: last\n"}
-    tree = load_tree(write(tmp_path, files))
+    tree = await asyncio.to_thread(load_tree, write(tmp_path, files))
     original = AgentService.check_config_in
 
     async def fail_on_last(self: AgentService, u: UnitOfWork, **kwargs: Any) -> None:

@@ -28,8 +28,10 @@ def fail(message: str, *, problems: list[str] | None = None, code: int = 1) -> N
 def run_with_container(operation: Callable[[Container], Awaitable[T]]) -> T:
     """Run one async operation against the configured database, then dispose of the engine."""
 
+    settings = Settings()  # reads .env: before the event loop starts
+
     async def main() -> T:
-        container = await build_container(Settings())
+        container = await build_container(settings)
         try:
             return await operation(container)
         finally:

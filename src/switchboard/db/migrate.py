@@ -10,7 +10,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -31,11 +31,11 @@ def head_revision() -> str | None:
 
 
 def current_revision(database_url: str) -> str | None:
-    return asyncio.run(_current_async(database_url))
+    engine = create_async_engine(database_url)  # before the loop: it touches the file system
+    return asyncio.run(_current_async(engine))
 
 
-async def _current_async(database_url: str) -> str | None:
-    engine = create_async_engine(database_url)
+async def _current_async(engine: AsyncEngine) -> str | None:
     try:
         async with engine.connect() as connection:
             return await connection.run_sync(

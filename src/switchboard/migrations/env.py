@@ -7,7 +7,7 @@ import asyncio
 from alembic import context
 from sqlalchemy import pool
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 import switchboard.models  # noqa: F401 - registers every table on Base.metadata
 from switchboard.db.base import Base
@@ -27,8 +27,7 @@ def _configure(connection: Connection) -> None:
         context.run_migrations()
 
 
-async def _run_async(url: str) -> None:
-    engine = create_async_engine(url, poolclass=pool.NullPool)
+async def _run_async(engine: AsyncEngine) -> None:
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_configure)
@@ -47,7 +46,10 @@ def run() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    asyncio.run(_run_async(url))
+    # File-system work happens before the loop starts: loading the revision scripts and
+    # creating the engine.
+    _ = context.script.revision_map.heads
+    asyncio.run(_run_async(create_async_engine(url, poolclass=pool.NullPool)))
 
 
 run()

@@ -21,7 +21,9 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
+import redis
 import redis.asyncio as aioredis
+from redis.driver_info import DriverInfo
 from redis.exceptions import RedisError
 
 from switchboard.errors import LimiterUnavailable
@@ -99,7 +101,14 @@ def unavailable(exc: BaseException) -> LimiterUnavailable:
 
 class RedisLimiter:
     def __init__(self, url: str, *, lease_ttl_s: float = 30.0, poll_s: float = 0.02) -> None:
-        self._redis = aioredis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        # An explicit DriverInfo: otherwise redis-py reads its version from the installed
+        # package's metadata (file I/O) on every new connection, inside the event loop.
+        self._redis = aioredis.Redis.from_url(
+            url,
+            socket_timeout=2,
+            socket_connect_timeout=2,
+            driver_info=DriverInfo(name="redis-py(switchboard)", lib_version=redis.__version__),
+        )
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._ttl_ms = int(lease_ttl_s * 1000)
         self._poll_s = poll_s
