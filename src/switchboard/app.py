@@ -9,11 +9,14 @@ from fastapi import FastAPI
 
 from switchboard import __version__
 from switchboard.api import health
+from switchboard.api import metrics as metrics_api
 from switchboard.api.errors import install_error_handlers
 from switchboard.api.limits import BodySizeLimit
+from switchboard.api.metrics import RequestMetrics
 from switchboard.bootstrap import build_container
 from switchboard.conversations.router import router as conversations_router
 from switchboard.ledger.router import router as ledger_router
+from switchboard.metrics import Metrics
 from switchboard.registry.router import router as agents_router
 from switchboard.runtime.router import router as chat_router
 from switchboard.settings import Settings
@@ -23,12 +26,14 @@ from switchboard.traffic.router import router as budget_router
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        container = await build_container(settings)
+        container = await build_container(settings, metrics=metrics)
         app.state.container = container
         await container.sweeper.start()  # abandoned pending rows → interrupted
+        container.loop_lag.start()
         try:
             yield
         finally:
@@ -41,8 +46,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestMetrics, metrics=metrics)
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(metrics_api.router)
     app.include_router(accounts_router)
     app.include_router(agents_router)
     app.include_router(chat_router)

@@ -12,6 +12,7 @@ from switchboard.db.engine import create_engine, ensure_sqlite_directory
 from switchboard.db.uow import UnitOfWorkFactory
 from switchboard.ledger.service import LedgerService, Sweeper
 from switchboard.memories.service import MemoryService
+from switchboard.metrics import LoopLagMonitor, Metrics
 from switchboard.registry.apply import ConfigApplier
 from switchboard.registry.service import AgentService
 from switchboard.retry import RetryPolicy
@@ -39,8 +40,11 @@ class Container:
     sweeper: Sweeper
     budgets: BudgetService
     limiter: Limiter
+    metrics: Metrics
+    loop_lag: LoopLagMonitor
 
     async def aclose(self) -> None:
+        await self.loop_lag.stop()
         await self.sweeper.stop()
         await self.ledger.drain()
         await self.models.aclose()
@@ -48,7 +52,7 @@ class Container:
         await self.engine.dispose()
 
 
-async def build_container(settings: Settings) -> Container:
+async def build_container(settings: Settings, *, metrics: Metrics | None = None) -> Container:
     await asyncio.to_thread(ensure_sqlite_directory, settings.database_url)
     engine = await asyncio.to_thread(create_engine, settings)  # touches the file system
     uow = UnitOfWorkFactory(
@@ -66,9 +70,11 @@ async def build_container(settings: Settings) -> Container:
     ledger = LedgerService(uow)
     models = ModelFactory()
     limiter = build_limiter(settings)
+    metrics = metrics or Metrics()
     chat = ChatService(
         uow=uow,
         limiter=limiter,
+        metrics=metrics,
         agents=agents,
         conversations=conversations,
         ledger=ledger,
@@ -89,6 +95,8 @@ async def build_container(settings: Settings) -> Container:
         sweeper=Sweeper(ledger, interval_s=settings.ledger_sweep_interval_s),
         budgets=BudgetService(uow),
         limiter=limiter,
+        metrics=metrics,
+        loop_lag=LoopLagMonitor(metrics.loop_lag),
     )
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,9 +34,10 @@ from switchboard.conversations.models import Message
 from switchboard.conversations.repository import NewMessage
 from switchboard.conversations.service import ConversationRef, ConversationService
 from switchboard.db.uow import AccountScope, UnitOfWorkFactory
-from switchboard.errors import Conflict, SwitchboardError
+from switchboard.errors import Conflict
 from switchboard.ledger.service import CallContext, LedgerService
 from switchboard.memories.service import MemoryService
+from switchboard.metrics import Metrics
 from switchboard.registry.config_schema import EffectiveConfig
 from switchboard.registry.service import AgentService
 from switchboard.retry import RetryPolicy
@@ -115,10 +116,10 @@ class ChatService:
         models: ModelFactory,
         memories: MemoryService,
         limiter: Limiter,
-        on_retry: Callable[[SwitchboardError], None] = lambda _error: None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._limiter = limiter
-        self._on_retry = on_retry
+        self._metrics = metrics
         self._uow = uow
         self._agents = agents
         self._conversations = conversations
@@ -187,7 +188,7 @@ class ChatService:
                 max_total_s=retry.deadline_s,
             ),
             max_tokens=turn.config.model_settings.max_tokens,
-            on_retry=self._on_retry,
+            metrics=self._metrics,
         )
         return LedgeredModel(
             turn.built.model,

@@ -25,6 +25,7 @@ from pydantic_ai.tools import RunContext
 from pydantic_ai.usage import RequestUsage
 
 from switchboard.errors import (
+    BudgetExceeded,
     ProviderMisconfigured,
     ProviderRateLimited,
     ProviderTimeout,
@@ -34,6 +35,7 @@ from switchboard.errors import (
 )
 from switchboard.ledger.pricing import Cost, price_of
 from switchboard.ledger.service import CallContext, LedgerService, TokenUsage
+from switchboard.metrics import Metrics
 from switchboard.retry import RetryPolicy
 from switchboard.traffic.budgets import Reservation
 from switchboard.traffic.limiter import Limiter
@@ -119,7 +121,7 @@ class Traffic:
     admission: Admission
     retry: RetryPolicy
     max_tokens: int
-    on_retry: Callable[[SwitchboardError], None] = lambda _error: None
+    metrics: Metrics | None = None
 
 
 class LedgeredModel(WrapperModel):
@@ -167,7 +169,11 @@ class LedgeredModel(WrapperModel):
     async def _admit(self, messages: list[ModelMessage], estimate: Estimate) -> _Attempt:
         """Slot and rate limit, then the budget reservation and the pending row."""
         slot = self._traffic.limiter.admit(self._traffic.admission, tokens=estimate.tokens)
+        queued = time.monotonic()
         await slot.__aenter__()
+        metrics = self._traffic.metrics
+        if metrics is not None:
+            metrics.admitted(self._ctx.provider, time.monotonic() - queued)
         attempt = _Attempt(slot=slot)
         try:
             attempt.row_id, attempt.reservation = await self._ledger.open(
@@ -175,8 +181,10 @@ class LedgeredModel(WrapperModel):
                 request_body=self._body(messages),
                 budget_hold_nano_usd=estimate.hold_nano_usd,
             )
-        except BaseException:
+        except BaseException as exc:
             await slot.__aexit__(None, None, None)
+            if isinstance(exc, BudgetExceeded) and metrics is not None:
+                metrics.budget_refused()
             raise
         attempt.started = time.monotonic()
         return attempt
@@ -212,8 +220,8 @@ class LedgeredModel(WrapperModel):
         delay = self._traffic.retry.delay(
             error, attempt=attempt, elapsed_s=time.monotonic() - started
         )
-        if delay is not None:
-            self._traffic.on_retry(error)
+        if delay is not None and self._traffic.metrics is not None:
+            self._traffic.metrics.retried(error)
         return delay
 
     async def request(

@@ -22,6 +22,10 @@ class Limiter(Protocol):
 
     def queued(self, key: str) -> int: ...
 
+    def snapshot(self) -> dict[str, tuple[int, int]]:
+        """key → (slots in use, callers queued), as this process sees them."""
+        ...
+
     async def aclose(self) -> None: ...
 
 
@@ -63,6 +67,10 @@ class InProcessLimiter:
 
     def queued(self, key: str) -> int:
         return self._queued.get(key, 0)
+
+    def snapshot(self) -> dict[str, tuple[int, int]]:
+        keys = {*self._in_use, *self._queued}
+        return {key: (self.in_use(key), self.queued(key)) for key in sorted(keys)}
 
     def _semaphore(self, spec: LimitSpec, limit: int) -> asyncio.Semaphore:
         known = self._slots.get(spec.key)

@@ -126,6 +126,10 @@ class RedisLimiter:
     def queued(self, key: str) -> int:
         return self._queued.get(key, 0)
 
+    def snapshot(self) -> dict[str, tuple[int, int]]:
+        keys = {*self._in_use, *self._queued}
+        return {key: (self.in_use(key), self.queued(key)) for key in sorted(keys)}
+
     async def held(self, key: str) -> int:
         """Live leases across all processes (for tests and diagnostics)."""
         slots = f"{PREFIX}:slots:{key}"
