@@ -15,6 +15,7 @@ from switchboard.api.limits import BodySizeLimit
 from switchboard.api.metrics import RequestMetrics
 from switchboard.bootstrap import build_container
 from switchboard.conversations.router import router as conversations_router
+from switchboard.discussion.router import router as discussions_router
 from switchboard.ledger.router import router as ledger_router
 from switchboard.metrics import Metrics
 from switchboard.registry.router import router as agents_router
@@ -56,4 +57,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(conversations_router)
     app.include_router(ledger_router)
     app.include_router(budget_router)
+    app.include_router(discussions_router)
     return app

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from switchboard.conversations.service import ConversationService
 from switchboard.db.engine import create_engine, ensure_sqlite_directory
 from switchboard.db.uow import UnitOfWorkFactory
+from switchboard.discussion.service import DiscussionService
 from switchboard.ledger.service import LedgerService, Sweeper
 from switchboard.memories.service import MemoryService
 from switchboard.metrics import LoopLagMonitor, Metrics
@@ -42,6 +43,7 @@ class Container:
     limiter: Limiter
     metrics: Metrics
     loop_lag: LoopLagMonitor
+    discussions: DiscussionService
 
     async def aclose(self) -> None:
         await self.loop_lag.stop()
@@ -97,6 +99,7 @@ async def build_container(settings: Settings, *, metrics: Metrics | None = None)
         limiter=limiter,
         metrics=metrics,
         loop_lag=LoopLagMonitor(metrics.loop_lag),
+        discussions=DiscussionService(agents=agents, chat=chat),
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from switchboard.cli import admin, config, db, fake, registry, serve, usage
+from switchboard.cli import admin, config, db, discuss, fake, registry, serve, usage
 
 app = typer.Typer(
     name="switchboard",
@@ -18,6 +18,7 @@ app.command("serve")(serve.serve)
 app.command("apply")(config.apply)
 app.command("fake-provider")(fake.fake_provider)
 app.command("usage")(usage.usage)
+app.command("discuss")(discuss.discuss)
 app.add_typer(db.app, name="db")
 app.add_typer(config.app, name="config")
 app.add_typer(registry.app, name="registry")

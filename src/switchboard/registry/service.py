@@ -159,6 +159,28 @@ class AgentService:
 
         return await self._uow.run(op, scope=scope, write=False)
 
+    async def account_config(self, scope: AccountScope) -> EffectiveConfig:
+        """The config an account's calls get without an agent: defaults → global → account."""
+
+        async def op(u: UnitOfWork) -> EffectiveConfig:
+            stored = await ConfigLayerRepository(u).for_account(scope.id)
+            merged = cascade.merge(
+                cascade_layers(stored, scope, agent=None, fields={}, overrides={})
+            )
+            config, problems = cascade.validate(merged)
+            if config is None:
+                raise invalid_config(problems)
+            return config
+
+        return await self._uow.run(op, scope=scope, write=False)
+
+    async def find(self, scope: AccountScope, slug: str) -> ResolvedAgent | None:
+        """Like :meth:`resolve`, but ``None`` for an unknown slug."""
+        try:
+            return await self.resolve(scope, slug)
+        except NotFound:
+            return None
+
     async def import_legacy(self, scope: AccountScope, entries: Sequence[object]) -> list[Agent]:
         """Import a legacy registry (a list of agent profiles) all-or-nothing."""
         problems: list[dict[str, object]] = []

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -159,66 +159,82 @@ class ChatService:
             message=chat.message,
         )
 
-    def _call_context(self, turn: PreparedTurn, kind: str) -> CallContext:
-        return CallContext(
-            scope=turn.scope,
-            run_id=turn.run_id,
-            provider=turn.built.provider,
-            model=turn.built.name,
-            kind=kind,
-            agent_id=turn.agent_id,
-            agent_slug=turn.agent_slug,
-            conversation_id=turn.conversation_id,
-            timeout_s=turn.config.request_timeout_s,
-            store_bodies=turn.config.ledger.store_bodies,
-            prices=turn.config.prices,
-        )
-
-    def _model(self, turn: PreparedTurn, kind: str) -> LedgeredModel:
-        retry = turn.config.retry
+    def model_for(
+        self,
+        scope: AccountScope,
+        config: EffectiveConfig,
+        *,
+        kind: str,
+        run_id: uuid.UUID,
+        on_call: Callable[[CallRecord], None],
+        agent_id: uuid.UUID | None = None,
+        agent_slug: str | None = None,
+        conversation_id: uuid.UUID | None = None,
+        built: BuiltModel | None = None,
+    ) -> LedgeredModel:
+        """The model of ``config`` behind the one admission path: limits, retries, budget and
+        the write-ahead ledger. Every provider call Switchboard makes goes through one."""
+        built = built or self._models.build(config)
+        retry = config.retry
         traffic = Traffic(
             limiter=self._limiter,
-            admission=admission_for(
-                turn.config, provider=turn.built.provider, model=turn.built.name
-            ),
+            admission=admission_for(config, provider=built.provider, model=built.name),
             retry=RetryPolicy(
                 attempts=retry.attempts,
                 base_s=retry.base_s,
                 cap_s=retry.cap_s,
                 max_total_s=retry.deadline_s,
             ),
-            max_tokens=turn.config.model_settings.max_tokens,
+            max_tokens=config.model_settings.max_tokens,
             metrics=self._metrics,
         )
+        ctx = CallContext(
+            scope=scope,
+            run_id=run_id,
+            provider=built.provider,
+            model=built.name,
+            kind=kind,
+            agent_id=agent_id,
+            agent_slug=agent_slug,
+            conversation_id=conversation_id,
+            timeout_s=config.request_timeout_s,
+            store_bodies=config.ledger.store_bodies,
+            prices=config.prices,
+        )
         return LedgeredModel(
-            turn.built.model,
-            ledger=self._ledger,
-            ctx=self._call_context(turn, kind),
-            traffic=traffic,
+            built.model, ledger=self._ledger, ctx=ctx, traffic=traffic, on_call=on_call
+        )
+
+    def settings_for(self, config: EffectiveConfig) -> OpenAIChatModelSettings:
+        settings = OpenAIChatModelSettings(max_tokens=config.model_settings.max_tokens)
+        if config.model_settings.temperature is not None:
+            settings["temperature"] = config.model_settings.temperature
+        if config.model_settings.top_p is not None:
+            settings["top_p"] = config.model_settings.top_p
+        if self._models.continuous_usage(config):  # ignored by non-OpenAI models
+            settings["openai_continuous_usage_stats"] = True
+        return settings
+
+    def _model(self, turn: PreparedTurn, kind: str) -> LedgeredModel:
+        return self.model_for(
+            turn.scope,
+            turn.config,
+            kind=kind,
+            run_id=turn.run_id,
             on_call=turn.calls.append,
+            agent_id=turn.agent_id,
+            agent_slug=turn.agent_slug,
+            conversation_id=turn.conversation_id,
+            built=turn.built,
         )
 
     async def run(self, turn: PreparedTurn) -> AsyncIterator[ChatEvent]:
         if turn.to_summarize:
             await self._summarize(turn)
-        settings = OpenAIChatModelSettings(max_tokens=turn.config.model_settings.max_tokens)
-        if turn.config.model_settings.temperature is not None:
-            settings["temperature"] = turn.config.model_settings.temperature
-        if turn.config.model_settings.top_p is not None:
-            settings["top_p"] = turn.config.model_settings.top_p
-        if turn.built.continuous_usage:  # ignored by non-OpenAI models
-            settings["openai_continuous_usage_stats"] = True
         instructions = turn.config.system_prompt
         if turn.summary:
             instructions += f"\n\nSummary of the earlier conversation:\n{turn.summary}"
-        functions = resolve(turn.config.tools, turn.config.custom_tools)
-        agent: Agent[ToolContext, str] = Agent(
-            self._model(turn, "chat"),
-            instructions=instructions,
-            deps_type=ToolContext,
-            tools=build_tools(functions, timeout_s=turn.config.tool_timeout_s),
-            model_settings=settings,
-        )
+        agent = self._agent_for(turn.config)
         deps = ToolContext(
             uow=self._uow,
             account=turn.scope,
@@ -237,6 +253,9 @@ class ChatService:
             turn.message,
             message_history=history,
             deps=deps,
+            model=self._model(turn, "chat"),
+            instructions=instructions,
+            model_settings=self.settings_for(turn.config),
             usage_limits=UsageLimits(request_limit=MAX_MODEL_REQUESTS),
         ) as events:
             async for event in events:

@@ -72,6 +72,11 @@ class ModelFactory:
             raise ProviderMisconfigured(f"cannot use model '{spec}': {exc}") from exc
 
     @staticmethod
+    def continuous_usage(config: EffectiveConfig) -> bool:
+        provider = config.providers.get(config.model.partition(":")[0])
+        return provider is not None and provider.continuous_usage_stats
+
+    @staticmethod
     def _key(provider: str, env: str | None, *, required: bool) -> str:
         if env is None:
             return "not-needed"
