@@ -47,6 +47,31 @@ class BudgetStatus:
         return max(self.limit_nano_usd - self.spent_nano_usd - self.reserved_nano_usd, 0)
 
 
+async def _reserve(u: UnitOfWork, budget: Budget, start: str, amount: int) -> uuid.UUID | None:
+    """One conditional update: reserve only if spent + reserved + amount stays within the limit."""
+    result = await u.session.execute(
+        update(BudgetPeriod)
+        .where(
+            BudgetPeriod.budget_id == budget.id,
+            BudgetPeriod.period_start == start,
+            BudgetPeriod.spent_nano_usd + BudgetPeriod.reserved_nano_usd + amount
+            <= budget.limit_nano_usd,
+        )
+        .values(reserved_nano_usd=BudgetPeriod.reserved_nano_usd + amount)
+        .returning(BudgetPeriod.id)
+    )
+    return result.scalar_one_or_none()
+
+
+async def _period_exists(u: UnitOfWork, budget_id: uuid.UUID, start: str) -> bool:
+    result = await u.session.execute(
+        select(BudgetPeriod.id).where(
+            BudgetPeriod.budget_id == budget_id, BudgetPeriod.period_start == start
+        )
+    )
+    return result.first() is not None
+
+
 class BudgetService:
     def __init__(self, uow: UnitOfWorkFactory) -> None:
         self._uow = uow
@@ -74,29 +99,21 @@ class BudgetService:
         period_ids = []
         for budget in budgets:
             start = period_start(budget.period)
-            await u.session.execute(
-                dialect_insert(u, BudgetPeriod)
-                .values(
-                    id=uuid.uuid4(),
-                    budget_id=budget.id,
-                    period_start=start,
-                    spent_nano_usd=0,
-                    reserved_nano_usd=0,
+            period_id = await _reserve(u, budget, start, amount_nano_usd)
+            if period_id is None and not await _period_exists(u, budget.id, start):
+                # First call of the period: create its row (race-free), then reserve.
+                await u.session.execute(
+                    dialect_insert(u, BudgetPeriod)
+                    .values(
+                        id=uuid.uuid4(),
+                        budget_id=budget.id,
+                        period_start=start,
+                        spent_nano_usd=0,
+                        reserved_nano_usd=0,
+                    )
+                    .on_conflict_do_nothing(index_elements=["budget_id", "period_start"])
                 )
-                .on_conflict_do_nothing(index_elements=["budget_id", "period_start"])
-            )
-            result = await u.session.execute(
-                update(BudgetPeriod)
-                .where(
-                    BudgetPeriod.budget_id == budget.id,
-                    BudgetPeriod.period_start == start,
-                    BudgetPeriod.spent_nano_usd + BudgetPeriod.reserved_nano_usd + amount_nano_usd
-                    <= budget.limit_nano_usd,
-                )
-                .values(reserved_nano_usd=BudgetPeriod.reserved_nano_usd + amount_nano_usd)
-                .returning(BudgetPeriod.id)
-            )
-            period_id = result.scalar_one_or_none()
+                period_id = await _reserve(u, budget, start, amount_nano_usd)
             if period_id is None:
                 whose = f"agent '{budget.agent_slug}'" if budget.agent_slug else "the account"
                 raise BudgetExceeded(
