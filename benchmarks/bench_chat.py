@@ -36,6 +36,8 @@ from tests.live import FakeProviderProcess, fake_agent_body, free_port
 ADMIN_KEY = "bench-admin-key-" + uuid.uuid4().hex
 HEADERS = {"Authorization": f"Bearer {ADMIN_KEY}"}
 LEVELS = {1: 200, 50: 1000, 200: 2000}
+# Overhead, not queueing: the provider limit is set above the highest concurrency.
+UNLIMITED = {"max_concurrency": 1000}
 TIME_LIMIT_S = 120  # per level and target
 
 
@@ -174,7 +176,8 @@ async def run_backend(name: str, database_url: str, fake: FakeProviderProcess) -
             async with httpx.AsyncClient(base_url=base, headers=HEADERS) as http:
                 await http.post("/v1/accounts", json={"slug": slug, "name": slug})
                 await http.post(
-                    f"/v1/accounts/{slug}/agents", json=fake_agent_body("bot", fake.url)
+                    f"/v1/accounts/{slug}/agents",
+                    json=fake_agent_body("bot", fake.url, limits=UNLIMITED),
                 )
             await fake.reset()
             direct = await baseline(fake.url, concurrency, total)

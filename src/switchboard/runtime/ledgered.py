@@ -214,6 +214,18 @@ class LedgeredModel(WrapperModel):
         finally:
             await attempt.slot.__aexit__(None, None, None)
 
+    async def _failed_attempt(
+        self, attempt: _Attempt, exc: Exception, *, number: int, started: float
+    ) -> None:
+        """Settle a failed attempt; return after the backoff if it may be retried, else raise
+        the error in its class."""
+        error = classify_provider_error(exc, self._ctx.model)
+        await self._settle(attempt, "error", TokenUsage(), error=error)
+        delay = self._retry_delay(error, number, started)
+        if delay is None:
+            raise error from exc
+        await asyncio.sleep(delay)
+
     def _retry_delay(self, error: SwitchboardError, attempt: int, started: float) -> float | None:
         if not isinstance(error, RETRYABLE):
             return None
@@ -244,12 +256,7 @@ class LedgeredModel(WrapperModel):
                 await self._settle(attempt, "cancelled", TokenUsage())
                 raise
             except Exception as exc:
-                error = classify_provider_error(exc, self._ctx.model)
-                await self._settle(attempt, "error", TokenUsage(), error=error)
-                delay = self._retry_delay(error, number, started)
-                if delay is None:
-                    raise error from exc
-                await asyncio.sleep(delay)
+                await self._failed_attempt(attempt, exc, number=number, started=started)
                 continue
             await self._settle(
                 attempt,
@@ -282,12 +289,7 @@ class LedgeredModel(WrapperModel):
                 await self._settle(attempt, "cancelled", TokenUsage())
                 raise
             except Exception as exc:
-                error = classify_provider_error(exc, self._ctx.model)
-                await self._settle(attempt, "error", TokenUsage(), error=error)
-                delay = self._retry_delay(error, number, started)
-                if delay is None:
-                    raise error from exc
-                await asyncio.sleep(delay)
+                await self._failed_attempt(attempt, exc, number=number, started=started)
                 continue
             break
         try:

@@ -54,13 +54,13 @@ class _Bucket:
         return 0.0 if needed <= 0 else needed * 60 / self.capacity
 
 
-class InProcessLimiter:
+class LimiterBase:
+    """What every limiter shares: the admission order (every slot, then every rate limit, one
+    deadline for all) and the per-process counts for /metrics."""
+
     def __init__(self) -> None:
-        self._slots: dict[str, tuple[int, asyncio.Semaphore]] = {}
         self._in_use: dict[str, int] = {}
         self._queued: dict[str, int] = {}
-        self._buckets: dict[tuple[str, str], _Bucket] = {}
-        self._rate_locks: dict[str, asyncio.Lock] = {}
 
     def in_use(self, key: str) -> int:
         return self._in_use.get(key, 0)
@@ -71,13 +71,6 @@ class InProcessLimiter:
     def snapshot(self) -> dict[str, tuple[int, int]]:
         keys = {*self._in_use, *self._queued}
         return {key: (self.in_use(key), self.queued(key)) for key in sorted(keys)}
-
-    def _semaphore(self, spec: LimitSpec, limit: int) -> asyncio.Semaphore:
-        known = self._slots.get(spec.key)
-        if known is None or known[0] != limit:  # new key, or its limit was changed
-            known = (limit, asyncio.Semaphore(limit))
-            self._slots[spec.key] = known
-        return known[1]
 
     @asynccontextmanager
     async def admit(self, admission: Admission, *, tokens: int) -> AsyncIterator[None]:
@@ -92,6 +85,29 @@ class InProcessLimiter:
             for spec in admission.specs:
                 await self._rate(spec, tokens, deadline, started)
             yield
+
+    def _slot(
+        self, spec: LimitSpec, limit: int, deadline: float, started: float
+    ) -> AbstractAsyncContextManager[None]:
+        raise NotImplementedError
+
+    async def _rate(self, spec: LimitSpec, tokens: int, deadline: float, started: float) -> None:
+        raise NotImplementedError
+
+
+class InProcessLimiter(LimiterBase):
+    def __init__(self) -> None:
+        super().__init__()
+        self._slots: dict[str, tuple[int, asyncio.Semaphore]] = {}
+        self._buckets: dict[tuple[str, str], _Bucket] = {}
+        self._rate_locks: dict[str, asyncio.Lock] = {}
+
+    def _semaphore(self, spec: LimitSpec, limit: int) -> asyncio.Semaphore:
+        known = self._slots.get(spec.key)
+        if known is None or known[0] != limit:  # new key, or its limit was changed
+            known = (limit, asyncio.Semaphore(limit))
+            self._slots[spec.key] = known
+        return known[1]
 
     @asynccontextmanager
     async def _slot(

@@ -19,7 +19,7 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 
 import redis
 import redis.asyncio as aioredis
@@ -27,8 +27,8 @@ from redis.driver_info import DriverInfo
 from redis.exceptions import RedisError
 
 from switchboard.errors import LimiterUnavailable
-from switchboard.traffic.limiter import busy
-from switchboard.traffic.limits import Admission, LimitSpec
+from switchboard.traffic.limiter import LimiterBase, busy
+from switchboard.traffic.limits import LimitSpec
 
 log = logging.getLogger("switchboard.traffic")
 PREFIX = "switchboard:limits"
@@ -99,10 +99,11 @@ def unavailable(exc: BaseException) -> LimiterUnavailable:
     )
 
 
-class RedisLimiter:
+class RedisLimiter(LimiterBase):
     def __init__(self, url: str, *, lease_ttl_s: float = 30.0, poll_s: float = 0.02) -> None:
         # An explicit DriverInfo: otherwise redis-py reads its version from the installed
         # package's metadata (file I/O) on every new connection, inside the event loop.
+        super().__init__()
         self._redis = aioredis.Redis.from_url(
             url,
             socket_timeout=2,
@@ -114,21 +115,8 @@ class RedisLimiter:
         self._poll_s = poll_s
         self._acquire = self._redis.register_script(ACQUIRE)
         self._renew = self._redis.register_script(RENEW)
-        self._rate = self._redis.register_script(RATE)
+        self._rate_script = self._redis.register_script(RATE)
         self._fifo: dict[str, asyncio.Lock] = {}
-        self._in_use: dict[str, int] = {}
-        self._queued: dict[str, int] = {}
-
-    def in_use(self, key: str) -> int:
-        """Slots this process holds (the cluster-wide count lives in Redis)."""
-        return self._in_use.get(key, 0)
-
-    def queued(self, key: str) -> int:
-        return self._queued.get(key, 0)
-
-    def snapshot(self) -> dict[str, tuple[int, int]]:
-        keys = {*self._in_use, *self._queued}
-        return {key: (self.in_use(key), self.queued(key)) for key in sorted(keys)}
 
     async def held(self, key: str) -> int:
         """Live leases across all processes (for tests and diagnostics)."""
@@ -138,20 +126,6 @@ class RedisLimiter:
             return int(await self._redis.zcount(slots, now_ms, "+inf"))
         except RedisError as exc:
             raise unavailable(exc) from exc
-
-    @asynccontextmanager
-    async def admit(self, admission: Admission, *, tokens: int) -> AsyncIterator[None]:
-        started = time.monotonic()
-        deadline = started + admission.queue_timeout_s
-        async with AsyncExitStack() as stack:
-            for spec in admission.specs:
-                if spec.max_concurrency is not None:
-                    await stack.enter_async_context(
-                        self._slot(spec, spec.max_concurrency, deadline, started)
-                    )
-            for spec in admission.specs:
-                await self._rate_wait(spec, tokens, deadline, started)
-            yield
 
     @asynccontextmanager
     async def _slot(
@@ -201,9 +175,7 @@ class RedisLimiter:
                 "could not release lease %s (it expires in %d ms): %s", member, self._ttl_ms, exc
             )
 
-    async def _rate_wait(
-        self, spec: LimitSpec, tokens: int, deadline: float, started: float
-    ) -> None:
+    async def _rate(self, spec: LimitSpec, tokens: int, deadline: float, started: float) -> None:
         if spec.rpm is None and spec.tpm is None:
             return
         keys = [f"{PREFIX}:rpm:{spec.key}", f"{PREFIX}:tpm:{spec.key}"]
@@ -211,7 +183,7 @@ class RedisLimiter:
         async with self._fifo.setdefault(f"rate:{spec.key}", asyncio.Lock()):
             while True:
                 try:
-                    wait_ms = await self._rate(
+                    wait_ms = await self._rate_script(
                         keys=keys, args=[spec.rpm or 0, spec.tpm or 0, tokens, member]
                     )
                 except (RedisError, OSError) as exc:
