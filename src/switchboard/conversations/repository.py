@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import Select, and_, or_, select, update
 
 from switchboard.conversations.models import Conversation, Message
 from switchboard.db.base import utcnow
@@ -108,17 +108,19 @@ class ConversationRepository:
                 )
             )
 
+    def _messages_of(self, conversation_id: uuid.UUID) -> Select[Message]:
+        """Messages of one conversation of this account: the base of every message query."""
+        return select(Message).where(
+            Message.conversation_id == conversation_id, Message.account_id == self._account_id
+        )
+
     async def recent(
         self, conversation_id: uuid.UUID, *, before_seq: int, limit: int
     ) -> list[Message]:
         """The last ``limit`` messages before ``before_seq``, oldest first."""
         result = await self._uow.session.execute(
-            select(Message)
-            .where(
-                Message.conversation_id == conversation_id,
-                Message.account_id == self._account_id,
-                Message.seq < before_seq,
-            )
+            self._messages_of(conversation_id)
+            .where(Message.seq < before_seq)
             .order_by(Message.seq.desc())
             .limit(limit)
         )
@@ -128,13 +130,8 @@ class ConversationRepository:
         self, conversation_id: uuid.UUID, *, after: int, before: int
     ) -> list[Message]:
         result = await self._uow.session.execute(
-            select(Message)
-            .where(
-                Message.conversation_id == conversation_id,
-                Message.account_id == self._account_id,
-                Message.seq > after,
-                Message.seq < before,
-            )
+            self._messages_of(conversation_id)
+            .where(Message.seq > after, Message.seq < before)
             .order_by(Message.seq)
         )
         return list(result.scalars())
@@ -175,12 +172,8 @@ class ConversationRepository:
         self, conversation_id: uuid.UUID, *, after_seq: int, limit: int
     ) -> list[Message]:
         result = await self._uow.session.execute(
-            select(Message)
-            .where(
-                Message.conversation_id == conversation_id,
-                Message.account_id == self._account_id,
-                Message.seq > after_seq,
-            )
+            self._messages_of(conversation_id)
+            .where(Message.seq > after_seq)
             .order_by(Message.seq)
             .limit(limit)
         )

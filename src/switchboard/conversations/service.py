@@ -5,14 +5,18 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Literal
 
 from switchboard.conversations.models import Conversation, Message
 from switchboard.conversations.repository import ConversationRepository, NewMessage
 from switchboard.db.uow import AccountScope, UnitOfWork, UnitOfWorkFactory
 from switchboard.errors import Conflict, NotFound
-from switchboard.pagination import decode_cursor, encode_cursor
+from switchboard.pagination import (
+    decode_int_cursor,
+    decode_time_cursor,
+    encode_cursor,
+    encode_time_cursor,
+)
 
 ConversationRef = uuid.UUID | Literal["default"] | None
 SUMMARY_SOURCE_LIMIT = 200
@@ -139,7 +143,7 @@ class ConversationService:
     async def page(
         self, scope: AccountScope, *, agent: str | None, cursor: str | None, limit: int
     ) -> tuple[list[Conversation], str | None]:
-        before = _time_cursor(cursor)
+        before = decode_time_cursor(cursor)
 
         async def op(u: UnitOfWork) -> list[Conversation]:
             return await ConversationRepository(u).page(agent=agent, before=before, limit=limit + 1)
@@ -147,18 +151,13 @@ class ConversationService:
         rows = await self._uow.run(op, scope=scope, write=False)
         if len(rows) > limit:
             last = rows[limit - 1]
-            return rows[:limit], encode_cursor(last.created_at.isoformat(), str(last.id))
+            return rows[:limit], encode_time_cursor(last.created_at, last.id)
         return rows, None
 
     async def messages(
         self, scope: AccountScope, conversation_id: uuid.UUID, *, cursor: str | None, limit: int
     ) -> tuple[list[Message], str | None]:
-        after = 0
-        if cursor:
-            [raw] = decode_cursor(cursor, size=1)
-            after = int(raw) if raw.isdigit() else -1
-            if after < 0:
-                decode_cursor("", size=1)
+        after = decode_int_cursor(cursor)
 
         async def op(u: UnitOfWork) -> list[Message]:
             repo = ConversationRepository(u)
@@ -179,14 +178,3 @@ def _from_a_user_turn(history: list[Message]) -> list[Message]:
         if message.role == "user":
             return history[index:]
     return []
-
-
-def _time_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
-    if not cursor:
-        return None
-    created, row_id = decode_cursor(cursor, size=2)
-    try:
-        return datetime.fromisoformat(created), uuid.UUID(row_id)
-    except ValueError:
-        decode_cursor("", size=2)
-        raise AssertionError("unreachable") from None

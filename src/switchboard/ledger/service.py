@@ -18,7 +18,7 @@ from switchboard.errors import SwitchboardError
 from switchboard.ledger.models import LlmRequest
 from switchboard.ledger.pricing import Cost, price_of
 from switchboard.ledger.repository import GroupBy, LedgerFilters, LedgerRepository, UsageRow
-from switchboard.pagination import decode_cursor, encode_cursor
+from switchboard.pagination import decode_time_cursor, encode_time_cursor
 from switchboard.registry.config_schema import PriceConfig
 from switchboard.traffic.budgets import BudgetService, Reservation
 
@@ -168,13 +168,7 @@ class LedgerService:
     async def page(
         self, scope: AccountScope, filters: LedgerFilters, *, cursor: str | None, limit: int
     ) -> tuple[list[LlmRequest], str | None]:
-        before = None
-        if cursor:
-            created, row_id = decode_cursor(cursor, size=2)
-            try:
-                before = (datetime.fromisoformat(created), uuid.UUID(row_id))
-            except ValueError:
-                decode_cursor("", size=2)  # raises INVALID_CURSOR
+        before = decode_time_cursor(cursor)
 
         async def op(u: UnitOfWork) -> list[LlmRequest]:
             return await LedgerRepository(u).page(filters, before=before, limit=limit + 1)
@@ -182,7 +176,7 @@ class LedgerService:
         rows = await self._uow.run(op, scope=scope, write=False)
         if len(rows) > limit:
             last = rows[limit - 1]
-            return rows[:limit], encode_cursor(last.created_at.isoformat(), str(last.id))
+            return rows[:limit], encode_time_cursor(last.created_at, last.id)
         return rows, None
 
     async def usage(
