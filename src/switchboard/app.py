@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from switchboard import __version__
 from switchboard.api import health
 from switchboard.api import metrics as metrics_api
-from switchboard.api.errors import install_error_handlers
+from switchboard.api.errors import ERROR_RESPONSES, install_error_handlers
 from switchboard.api.limits import BodySizeLimit
 from switchboard.api.metrics import RequestMetrics
 from switchboard.bootstrap import build_container
@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="Multi-tenant LLM agent server with an exact, crash-safe cost ledger",
         lifespan=lifespan,
+        responses=ERROR_RESPONSES,
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)

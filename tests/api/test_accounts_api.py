@@ -17,6 +17,7 @@ async def test_admin_creates_account_and_duplicate_is_409(client: httpx.AsyncCli
             "code": "ACCOUNT_ALREADY_EXISTS",
             "message": f"account '{slug}' already exists",
             "retryable": False,
+            "class": "permanent",
         }
     }
     fetched = await client.get(f"/v1/accounts/{slug}", headers=ADMIN)

@@ -61,6 +61,7 @@ async def test_admin_endpoint_bad_input(
     error = response.json()["error"]
     assert error["code"] == code
     assert error["retryable"] is False
+    assert error["class"] == "permanent"
     assert error["message"]
 
 
@@ -131,6 +132,13 @@ async def test_openapi_is_served_and_lists_the_routes(client: httpx.AsyncClient)
     ]:
         assert path in paths, path
     assert set(paths["/v1/accounts/{account}/agents/{agent}"]) == {"get", "patch", "delete"}
+    # error responses are described, with the one error body
+    responses = paths["/v1/accounts/{account}/agents"]["post"]["responses"]
+    assert responses["409"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ErrorBody"
+    }
+    detail = spec["components"]["schemas"]["ErrorDetail"]["properties"]
+    assert {"code", "message", "retryable", "class"} <= set(detail)
 
 
 async def test_health_and_readiness(client: httpx.AsyncClient) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 
 import httpx
 
-from tests.conftest import ADMIN, new_account
+from switchboard.settings import Settings
+from tests.conftest import ADMIN, new_account, serving
 from tests.live import sse_events
 from tests.tools import reset_barrier
 
@@ -279,3 +281,36 @@ async def test_admin_can_chat_on_any_account(client: httpx.AsyncClient) -> None:
     response = await chat(client, slug, "bot", ADMIN, message="hello")
     assert response.status_code == 200
     assert response.json()["reply"] == "You said: hello"
+
+
+async def test_bodies_are_stored_only_when_asked(settings: Settings) -> None:
+    from sqlalchemy import select
+
+    from switchboard.ledger.models import LlmRequest
+
+    async with serving(settings) as (app, client):
+        slug, headers = await new_account(client)
+        base = f"/v1/accounts/{slug}/agents"
+        await client.post(base, headers=headers, json={"slug": "quiet"})
+        await client.post(
+            base,
+            headers=headers,
+            json={"slug": "loud", "config": {"ledger": {"store_bodies": True}}},
+        )
+        quiet = (await chat(client, slug, "quiet", headers, message="not kept")).json()
+        loud = (await chat(client, slug, "loud", headers, message="keep me")).json()
+        container = app.state.container
+
+        async def bodies(ids: list[str]) -> list[tuple[object, object]]:
+            async with container.uow(write=False) as u:
+                rows = await u.session.execute(
+                    select(LlmRequest.request_body, LlmRequest.response_body).where(
+                        LlmRequest.id.in_([uuid.UUID(i) for i in ids])
+                    )
+                )
+                return [tuple(r) for r in rows]
+
+        assert await bodies(quiet["llm_request_ids"]) == [(None, None)]
+        [(request, response)] = await bodies(loud["llm_request_ids"])
+    assert "keep me" in str(request)
+    assert "You said: keep me" in str(response)

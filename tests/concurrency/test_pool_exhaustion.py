@@ -38,6 +38,7 @@ async def test_pool_exhaustion_is_503_with_retry_after(database_url: str) -> Non
             "code": "DATABASE_BUSY",
             "message": "all database connections are in use; try again shortly",
             "retryable": True,
+            "class": "transient",
         }
         release.set()
         await holder

@@ -13,7 +13,7 @@ from switchboard.bootstrap import Container
 from switchboard.db.uow import AccountScope, UnitOfWork
 from switchboard.errors import InvalidRequest, NotFound
 from switchboard.registry import cascade
-from switchboard.registry.config_tree import load_tree
+from switchboard.registry.config_tree import ConfigTreeInvalid, load_tree
 from switchboard.registry.models import Agent
 from switchboard.registry.repository import AgentFilters
 from switchboard.registry.schemas import AgentCreate
@@ -152,3 +152,42 @@ async def test_legacy_import_reports_every_problem_and_imports_nothing(
     ]
     rows, _ = await container.agents.page(account, AgentFilters(), cursor=None, limit=10)
     assert [a.slug for a in rows] == ["taken"]
+
+
+async def test_budgets_from_config_files(container: Container, tmp_path: Path) -> None:
+    slug = unique("acme")
+    files = tree_files(slug)
+    files[f"{slug}/account.yaml"] += "budget: {limit_usd: '12.50', period: month}\n"
+    files[f"{slug}/support/config.yaml"] += "budget: {limit_usd: '1', period: day}\n"
+    await container.applier.apply(await asyncio.to_thread(load_tree, write(tmp_path, files)))
+    scope = await scope_of(container, slug)
+    account_budget = await container.budgets.status(scope, agent=None)
+    agent_budget = await container.budgets.status(scope, agent="support")
+    assert (account_budget.limit_nano_usd, account_budget.period) == (12_500_000_000, "month")
+    assert (agent_budget.limit_nano_usd, agent_budget.period) == (1_000_000_000, "day")
+
+
+async def test_budget_in_the_wrong_place_is_reported(tmp_path: Path) -> None:
+    root = write(
+        tmp_path,
+        {
+            "global.yaml": "budget: {limit_usd: 5}\n",
+            "acme/bot/config.yaml": "budget: {limit_usd: -1}\n",
+        },
+    )
+    with pytest.raises(ConfigTreeInvalid) as caught:
+        await asyncio.to_thread(load_tree, root)
+    found = [str(p) for p in caught.value.problems]
+    assert any("global.yaml: budget: budgets belong in" in p for p in found), found
+    assert any("bot/config.yaml: budget.limit_usd" in p for p in found), found
+
+
+async def test_budget_is_not_an_api_config_override(
+    container: Container, account: AccountScope
+) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        await container.agents.create(
+            account, AgentCreate(slug="b", config={"budget": {"limit_usd": "1"}})
+        )
+    assert caught.value.code == "INVALID_CONFIG"
+    assert "PUT /v1/accounts/{account}/budget" in caught.value.message

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from switchboard.errors import (
     BudgetExceeded,
     Conflict,
+    ErrorKind,
     FatalError,
     Forbidden,
     InvalidRequest,
@@ -62,10 +64,52 @@ def status_for(error: SwitchboardError) -> int:
     return next(status for cls, status in _STATUS if isinstance(error, cls))
 
 
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable machine code, e.g. AGENT_ALREADY_EXISTS")
+    message: str
+    retryable: bool = Field(
+        description="true for transient errors: the same request may "
+        "succeed later (see Retry-After)"
+    )
+    error_class: Literal["transient", "permanent", "fatal"] = Field(alias="class")
+    details: dict[str, Any] | None = None
+
+
+class ErrorBody(BaseModel):
+    """The body of every error response."""
+
+    error: ErrorDetail
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": description}
+    for status, description in {
+        400: "Malformed request (INVALID_JSON, INVALID_CURSOR, …)",
+        401: "Missing, invalid or revoked API key",
+        403: "Not allowed with this key",
+        404: "Unknown resource, or another account's",
+        409: "Conflict (already exists, disabled, …)",
+        413: "Body too large",
+        422: "Invalid fields or values",
+        503: "Transient: retry after Retry-After",
+    }.items()
+}
+
+
 def error_body(
-    code: str, message: str, *, retryable: bool, details: dict[str, Any] | None = None
+    code: str,
+    message: str,
+    *,
+    retryable: bool,
+    kind: ErrorKind | None = None,
+    details: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    error: dict[str, Any] = {"code": code, "message": message, "retryable": retryable}
+    error: dict[str, Any] = {
+        "code": code,
+        "message": message,
+        "retryable": retryable,
+        "class": kind or ("transient" if retryable else "permanent"),
+    }
     if details:
         error["details"] = details
     return {"error": error}
@@ -81,7 +125,13 @@ def error_response(error: SwitchboardError) -> JSONResponse:
     if status >= 500:
         log.error("request failed: %s (%s)", error, error.kind)
     return JSONResponse(
-        error_body(error.code, error.message, retryable=error.retryable, details=error.details),
+        error_body(
+            error.code,
+            error.message,
+            retryable=error.retryable,
+            kind=error.kind,
+            details=error.details,
+        ),
         status_code=status,
         headers=headers,
     )
@@ -121,7 +171,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=exc)
         return JSONResponse(
-            error_body("INTERNAL_ERROR", "internal server error", retryable=False),
+            error_body("INTERNAL_ERROR", "internal server error", retryable=False, kind="fatal"),
             status_code=500,
         )
 

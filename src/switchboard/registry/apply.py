@@ -5,11 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from switchboard.db.uow import AccountScope, UnitOfWork, UnitOfWorkFactory
+from switchboard.ledger.pricing import usd_to_nano
+from switchboard.registry import cascade
+from switchboard.registry.config_schema import BudgetConfig
 from switchboard.registry.config_tree import AgentSpec, ConfigTree
 from switchboard.registry.repository import AgentRepository, ConfigLayerRepository
 from switchboard.registry.schemas import CASCADED_FIELDS, PROFILE_FIELDS
 from switchboard.registry.service import AgentService
 from switchboard.tenancy.service import TenancyService
+from switchboard.traffic.budgets import BudgetService
 
 
 @dataclass(slots=True)
@@ -44,8 +48,10 @@ class ConfigApplier:
                     await layers.put(
                         source=spec.layer.source, data=spec.layer.data, account_id=account.id
                     )
+                    await _apply_budget(scoped, spec.layer, agent=None)
                 for agent_spec in spec.agents:
                     created = await self._apply_agent(scoped, agent_spec)
+                    await _apply_budget(scoped, agent_spec.layer, agent=agent_spec.slug)
                     name = f"{spec.slug}/{agent_spec.slug}"
                     (report.agents_created if created else report.agents_updated).append(name)
             return report
@@ -72,3 +78,15 @@ class ConfigApplier:
         fields = {name: getattr(agent, name) for name in CASCADED_FIELDS}
         await self._agents.check_config_in(u, agent=agent, fields=fields, overrides=agent.config)
         return created
+
+
+async def _apply_budget(u: UnitOfWork, layer: cascade.Layer, *, agent: str | None) -> None:
+    """A ``budget:`` in account.yaml or an agent's config.yaml becomes that budget's row (the
+    database is the source of truth; the tree was validated before anything is applied)."""
+    raw = layer.data.get("budget")
+    if raw is None:
+        return
+    budget = BudgetConfig.model_validate(raw)
+    await BudgetService.put_in(
+        u, agent=agent, period=budget.period, limit_nano_usd=usd_to_nano(budget.limit_usd)
+    )

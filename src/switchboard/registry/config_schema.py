@@ -4,7 +4,7 @@ in a config file is reported instead of silently ignored. Built-in defaults come
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -64,6 +64,14 @@ class PriceConfig(_Strict):
     cached_input_per_mtok: Decimal | None = Field(default=None, ge=0)
 
 
+class BudgetConfig(_Strict):
+    """A spend limit, in account.yaml (the account's) or an agent's config.yaml (the agent's);
+    ``switchboard apply`` writes it to the database, the source of truth."""
+
+    limit_usd: Decimal = Field(ge=0, le=Decimal("1000000000"))
+    period: Literal["day", "month"] = "month"
+
+
 class LedgerConfig(_Strict):
     store_bodies: bool = False
 
@@ -83,6 +91,7 @@ class EffectiveConfig(_Strict):
     prices: dict[str, PriceConfig] = Field(default_factory=dict)
     ledger: LedgerConfig = LedgerConfig()
     retry: RetryConfig = RetryConfig()
+    budget: BudgetConfig | None = None
 
 
 def builtin_defaults() -> dict[str, Any]:

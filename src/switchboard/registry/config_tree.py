@@ -70,6 +70,14 @@ def load_tree(root: Path) -> ConfigTree:
                 accounts.append(account)
         elif entry.name == GLOBAL_FILE:
             data = _read_yaml(entry, problems)
+            if data is not None and "budget" in data:
+                problems.append(
+                    ConfigProblem(
+                        str(entry),
+                        "budget",
+                        "budgets belong in an account.yaml or an agent's config.yaml",
+                    )
+                )
             global_layer = cascade.Layer(str(entry), data) if data is not None else None
         else:
             problems.append(_misplaced(entry, expected=[GLOBAL_FILE], level="the config root"))

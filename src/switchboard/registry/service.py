@@ -256,8 +256,16 @@ class AgentService:
             cascade_layers(stored, u.account, agent=agent, fields=fields, overrides=overrides)
         )
         config, problems = cascade.validate(merged)
+        if "budget" in overrides:
+            problems.append(
+                cascade.ConfigProblem(
+                    cascade.DB_SOURCE,
+                    "budget",
+                    "set budgets with PUT /v1/accounts/{account}/budget or in config files",
+                )
+            )
         if config is not None and self._check_tools is not None:
-            problems = [
+            problems += [
                 replace(p, source=cascade.source_of(merged, p.key))
                 for p in self._check_tools(config)
             ]

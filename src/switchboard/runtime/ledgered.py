@@ -197,6 +197,7 @@ class LedgeredModel(WrapperModel):
         *,
         error: SwitchboardError | None = None,
         response_id: str | None = None,
+        response: ModelResponse | None = None,
     ) -> None:
         assert attempt.row_id is not None
         try:
@@ -209,6 +210,7 @@ class LedgeredModel(WrapperModel):
                 provider_response_id=response_id,
                 error=error,
                 reservation=attempt.reservation,
+                response_body=self._body([response]) if response is not None else None,
             )
             self._on_call(CallRecord(row_id=attempt.row_id, usage=usage, cost=cost))
         finally:
@@ -263,6 +265,7 @@ class LedgeredModel(WrapperModel):
                 "complete",
                 token_usage(response.usage),
                 response_id=response.provider_response_id,
+                response=response,
             )
             return response
 
@@ -307,5 +310,9 @@ class LedgeredModel(WrapperModel):
             await self._settle(attempt, "error", token_usage(stream.usage), error=error)
             raise error from exc
         await self._settle(
-            attempt, "complete", token_usage(stream.usage), response_id=stream.provider_response_id
+            attempt,
+            "complete",
+            token_usage(stream.usage),
+            response_id=stream.provider_response_id,
+            response=stream.get(),
         )

@@ -65,9 +65,9 @@ async def _events(run: AsyncIterator[Any], turn: PreparedTurn) -> AsyncIterator[
                 yield ServerSentEvent(ChatOut.of(event).model_dump_json(), event="done")
     except SwitchboardError as exc:
         log.warning("chat run %s failed: %s", turn.run_id, exc)
-        body = error_body(exc.code, exc.message, retryable=exc.retryable)
+        body = error_body(exc.code, exc.message, retryable=exc.retryable, kind=exc.kind)
         yield ServerSentEvent(json.dumps(body), event="error")
     except Exception:
         log.exception("chat run %s failed", turn.run_id)
-        body = error_body("INTERNAL_ERROR", "internal server error", retryable=False)
+        body = error_body("INTERNAL_ERROR", "internal server error", retryable=False, kind="fatal")
         yield ServerSentEvent(json.dumps(body), event="error")

@@ -141,24 +141,29 @@ class BudgetService:
         self, scope: AccountScope, *, agent: str | None, period: Period, limit_nano_usd: int
     ) -> BudgetStatus:
         async def op(u: UnitOfWork) -> None:
-            now = utcnow()
-            statement = dialect_insert(u, Budget).values(
-                id=uuid.uuid4(),
-                account_id=u.account.id,
-                agent_slug=agent or "",
-                period=period,
-                limit_nano_usd=limit_nano_usd,
-                updated_at=now,
-            )
-            await u.session.execute(
-                statement.on_conflict_do_update(
-                    index_elements=["account_id", "agent_slug"],
-                    set_={"period": period, "limit_nano_usd": limit_nano_usd, "updated_at": now},
-                )
-            )
+            await self.put_in(u, agent=agent, period=period, limit_nano_usd=limit_nano_usd)
 
         await self._uow.run(op, scope=scope)
         return await self.status(scope, agent=agent)
+
+    @staticmethod
+    async def put_in(u: UnitOfWork, *, agent: str | None, period: str, limit_nano_usd: int) -> None:
+        """Create or change a budget within an open unit of work (``apply`` uses it too)."""
+        now = utcnow()
+        statement = dialect_insert(u, Budget).values(
+            id=uuid.uuid4(),
+            account_id=u.account.id,
+            agent_slug=agent or "",
+            period=period,
+            limit_nano_usd=limit_nano_usd,
+            updated_at=now,
+        )
+        await u.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["account_id", "agent_slug"],
+                set_={"period": period, "limit_nano_usd": limit_nano_usd, "updated_at": now},
+            )
+        )
 
     async def status(self, scope: AccountScope, *, agent: str | None) -> BudgetStatus:
         async def op(u: UnitOfWork) -> BudgetStatus:
