@@ -57,6 +57,28 @@ class ConversationRepository:
         )
         await self._uow.session.execute(statement)
 
+    async def add_new(
+        self, *, agent_id: uuid.UUID, agent_slug: str, user: str | None, first_seq_used: int
+    ) -> Conversation:
+        """A brand-new conversation (its id is ours and fresh: nothing can conflict)."""
+        now = utcnow()
+        conversation = Conversation(
+            id=uuid.uuid4(),
+            account_id=self._account_id,
+            agent_id=agent_id,
+            agent_slug=agent_slug,
+            user=user,
+            default_key=None,
+            summary=None,
+            summary_upto_seq=0,
+            next_seq=first_seq_used + 1,
+            created_at=now,
+            updated_at=now,
+        )
+        self._uow.session.add(conversation)
+        await self._uow.session.flush()
+        return conversation
+
     async def get(self, conversation_id: uuid.UUID) -> Conversation | None:
         result = await self._uow.session.execute(
             select(Conversation)

@@ -55,6 +55,12 @@ class ConversationService:
 
         async def op(u: UnitOfWork) -> TurnStart:
             repo = ConversationRepository(u)
+            if ref is None:  # a new conversation: no history to load, seq 1 is the message's
+                conversation = await repo.add_new(
+                    agent_id=agent_id, agent_slug=agent_slug, user=user, first_seq_used=1
+                )
+                await repo.add_messages(conversation.id, 1, [message], run_id=None)
+                return TurnStart(conversation, 1, [], [])
             conversation = await self._resolve(
                 repo, agent_id=agent_id, agent_slug=agent_slug, ref=ref, user=user
             )

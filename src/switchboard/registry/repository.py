@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Select, delete, select, update
+from sqlalchemy.orm import raiseload
 
 from switchboard.db.base import utcnow
 from switchboard.db.uow import UnitOfWork
@@ -45,12 +46,16 @@ class AgentRepository:
         await self.replace_tags(agent_id, tags)
         return await self.get(str(values["slug"]))
 
-    async def get(self, slug: str) -> Agent | None:
-        result = await self._uow.session.execute(
+    async def get(self, slug: str, *, with_tags: bool = True) -> Agent | None:
+        """The agent; ``with_tags=False`` skips the tags query (touching them then raises)."""
+        statement = (
             select(Agent)
             .where(Agent.account_id == self._account_id, Agent.slug == slug)
             .execution_options(populate_existing=True)
         )
+        if not with_tags:
+            statement = statement.options(raiseload(Agent.tag_rows))
+        result = await self._uow.session.execute(statement)
         return result.scalar_one_or_none()
 
     def list_statement(

@@ -144,7 +144,7 @@ class AgentService:
         """The agent with its effective configuration and where each value came from."""
 
         async def op(u: UnitOfWork) -> ResolvedAgent:
-            agent = await AgentRepository(u).get(slug)
+            agent = await AgentRepository(u).get(slug, with_tags=False)
             if agent is None:
                 raise agent_not_found(slug)
             stored = await ConfigLayerRepository(u).for_agent(agent)
