@@ -70,6 +70,7 @@ class PreparedTurn:
     agent_slug: str
     config: EffectiveConfig
     built: BuiltModel
+    agent: Agent[ToolContext, str]  # shared per tool set; holds no run state
     conversation_id: uuid.UUID
     history: list[Message]
     to_summarize: list[Message]
@@ -134,7 +135,7 @@ class ChatService:
         if not resolved.agent.enabled:
             raise Conflict(f"agent '{agent_slug}' is disabled", code="AGENT_DISABLED")
         config = resolved.config
-        resolve(config.tools, config.custom_tools)  # a broken tool path fails here, not mid-run
+        agent = self._agent_for(config)  # a broken tool path fails here, not mid-run
         built = self._models.build(config)
         start = await self._conversations.begin_turn(
             scope,
@@ -152,6 +153,7 @@ class ChatService:
             agent_slug=agent_slug,
             config=config,
             built=built,
+            agent=agent,
             conversation_id=start.conversation.id,
             history=start.history,
             to_summarize=start.to_summarize,
@@ -234,7 +236,6 @@ class ChatService:
         instructions = turn.config.system_prompt
         if turn.summary:
             instructions += f"\n\nSummary of the earlier conversation:\n{turn.summary}"
-        agent = self._agent_for(turn.config)
         deps = ToolContext(
             uow=self._uow,
             account=turn.scope,
@@ -249,7 +250,7 @@ class ChatService:
         )
         reply = ""
         new_messages: list[ModelMessage] = []
-        async with agent.run_stream_events(
+        async with turn.agent.run_stream_events(
             turn.message,
             message_history=history,
             deps=deps,
@@ -298,7 +299,7 @@ class ChatService:
         )
         agent = self._agents_by_tools.get(key)
         if agent is None:
-            functions = resolve(config.tools, config.custom_tools)
+            functions = resolve(config)
             agent = Agent(
                 None,
                 deps_type=ToolContext,

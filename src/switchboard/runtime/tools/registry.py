@@ -9,7 +9,7 @@ import functools
 import importlib
 import inspect
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic_ai import Tool
@@ -41,28 +41,6 @@ def load_import_path(path: str) -> Callable[..., Any]:
     return function  # type: ignore[no-any-return]
 
 
-def resolve(names: Sequence[str], custom: Mapping[str, str]) -> dict[str, Callable[..., Any]]:
-    """Name → function for every tool the agent enables; unknown names are configuration errors."""
-    resolved: dict[str, Callable[..., Any]] = {}
-    problems: list[str] = []
-    for name in names:
-        if name in custom:
-            try:
-                resolved[name] = load_import_path(custom[name])
-            except ConfigurationError as exc:
-                problems.append(exc.message)
-        elif name in BUILTIN_TOOLS:
-            resolved[name] = BUILTIN_TOOLS[name]
-        else:
-            known = ", ".join(sorted({*BUILTIN_TOOLS, *custom}))
-            problems.append(f"unknown tool '{name}' (known: {known})")
-    if problems:
-        raise ConfigurationError(
-            "; ".join(problems), code="INVALID_TOOLS", details={"problems": problems}
-        )
-    return resolved
-
-
 def check_tools(config: EffectiveConfig) -> list[ConfigProblem]:
     """Problems with an agent's tools (unknown names, broken import paths), for config checks."""
     problems: list[ConfigProblem] = []
@@ -83,6 +61,23 @@ def check_tools(config: EffectiveConfig) -> list[ConfigProblem]:
                 )
             )
     return problems
+
+
+def resolve(config: EffectiveConfig) -> dict[str, Callable[..., Any]]:
+    """Name → function for every tool the agent enables; any problem :func:`check_tools`
+    reports is a configuration error."""
+    problems = check_tools(config)
+    if problems:
+        listed = [f"{p.key}: {p.message}" for p in problems]
+        raise ConfigurationError(
+            "; ".join(listed), code="INVALID_TOOLS", details={"problems": listed}
+        )
+    return {
+        name: load_import_path(config.custom_tools[name])
+        if name in config.custom_tools
+        else BUILTIN_TOOLS[name]
+        for name in config.tools
+    }
 
 
 def build_tools(
