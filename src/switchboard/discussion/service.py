@@ -70,7 +70,9 @@ class DiscussionService:
     async def run(self, scope: AccountScope, request: DiscussionIn) -> DiscussionOut:
         discussion_id = uuid.uuid4()
         account = await self._agents.account_config(scope)
-        speakers = [await self._speaker(scope, p, account) for p in request.participants]
+        names = [*request.participants, *([request.synthesizer] if request.synthesizer else [])]
+        known = {name: await self._speaker(scope, name, account) for name in dict.fromkeys(names)}
+        speakers = [known[name] for name in request.participants]
         rounds: list[list[Answer]] = []
         synthesis: Answer | None = None
         try:
@@ -83,7 +85,7 @@ class DiscussionService:
                         scope, discussion_id, speakers, prompt, answers, request.quorum
                     )
                 if request.synthesizer is not None:
-                    synthesizer = await self._speaker(scope, request.synthesizer, account)
+                    synthesizer = known[request.synthesizer]
                     synthesis = Answer(request.synthesizer)
                     await self._answer(
                         scope,
