@@ -63,15 +63,6 @@ async def _reserve(u: UnitOfWork, budget: Budget, start: str, amount: int) -> uu
     return result.scalar_one_or_none()
 
 
-async def _period_exists(u: UnitOfWork, budget_id: uuid.UUID, start: str) -> bool:
-    result = await u.session.execute(
-        select(BudgetPeriod.id).where(
-            BudgetPeriod.budget_id == budget_id, BudgetPeriod.period_start == start
-        )
-    )
-    return result.first() is not None
-
-
 class BudgetService:
     def __init__(self, uow: UnitOfWorkFactory) -> None:
         self._uow = uow
@@ -100,8 +91,9 @@ class BudgetService:
         for budget in budgets:
             start = period_start(budget.period)
             period_id = await _reserve(u, budget, start, amount_nano_usd)
-            if period_id is None and not await _period_exists(u, budget.id, start):
-                # First call of the period: create its row (race-free), then reserve.
+            if period_id is None:
+                # Over the limit, or the first call of the period: create the period's row
+                # if it is missing (a no-op otherwise, race-free), then try once more.
                 await u.session.execute(
                     dialect_insert(u, BudgetPeriod)
                     .values(
