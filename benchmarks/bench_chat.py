@@ -31,7 +31,7 @@ import httpx
 from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.live import FakeProviderProcess, fake_agent_body, free_port
+from tests.live import FakeProviderProcess, ServerProcess, fake_agent_body
 
 ADMIN_KEY = "bench-admin-key-" + uuid.uuid4().hex
 HEADERS = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -138,39 +138,12 @@ async def ledger_latencies(http: httpx.AsyncClient, slug: str) -> dict[str, floa
             return found
 
 
-def start_server(database_url: str, port: int) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "SWITCHBOARD_DATABASE_URL": database_url,
-        "SWITCHBOARD_ADMIN_KEY": ADMIN_KEY,
-    }
-    return subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "switchboard", "serve", "--port", str(port), "--no-seed"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-async def wait_ready(base: str) -> None:
-    async with httpx.AsyncClient() as http:
-        for _ in range(300):
-            try:
-                if (await http.get(f"{base}/readyz")).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError("server did not start")
-
-
 async def run_backend(name: str, database_url: str, fake: FakeProviderProcess) -> list[str]:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    server = start_server(database_url, port)
+    server = ServerProcess(database_url, admin_key=ADMIN_KEY, seed=False)
+    base = server.url
     rows = []
     try:
-        await wait_ready(base)
+        await server.ready()
         for concurrency, total in LEVELS.items():
             slug = f"bench-{uuid.uuid4().hex[:8]}"
             async with httpx.AsyncClient(base_url=base, headers=HEADERS) as http:
@@ -190,8 +163,7 @@ async def run_backend(name: str, database_url: str, fake: FakeProviderProcess) -
             )
             print(rows[-1], flush=True)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        server.stop()
     return rows
 
 

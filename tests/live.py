@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -145,3 +147,67 @@ async def sse_events(response: httpx.Response) -> AsyncIterator[tuple[str, Any]]
         elif line == "" and data:
             yield event, json.loads("\n".join(data))
             event, data = "message", []
+
+
+class ServerProcess:
+    """``switchboard serve`` as its own process (crash tests, several processes, benchmarks).
+    Its log goes to a temporary file — a pipe nobody reads would fill up and stall it — and is
+    shown if the server dies before it is ready."""
+
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        admin_key: str,
+        port: int | None = None,
+        seed: bool = True,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
+        command = [sys.executable, "-m", "switchboard", "serve", "--port", str(self.port)]
+        self.process = subprocess.Popen(  # noqa: S603 - our own CLI
+            [*command, *([] if seed else ["--no-seed"])],
+            env={
+                **os.environ,
+                "SWITCHBOARD_DATABASE_URL": database_url,
+                "SWITCHBOARD_ADMIN_KEY": admin_key,
+                **(env or {}),
+            },
+            stdout=subprocess.DEVNULL,
+            stderr=self._log,
+        )
+
+    async def ready(self, *, timeout_s: float = 30) -> None:
+        deadline = time.monotonic() + timeout_s
+        async with httpx.AsyncClient() as http:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"the server exited:\n{self._tail()}")
+                try:
+                    if (await http.get(f"{self.url}/readyz", timeout=1)).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.1)
+        raise RuntimeError(f"the server did not become ready:\n{self._tail()}")
+
+    def _tail(self) -> str:
+        self._log.seek(0)
+        return self._log.read().decode(errors="replace")[-2000:]
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown handler runs."""
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()

@@ -5,66 +5,28 @@ that never finished ``interrupted``."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import time
 
 import httpx
-import pytest
 
 from tests.conftest import ADMIN_KEY, unique
-from tests.live import FakeProviderProcess, fake_agent_body, free_port, sse_events
+from tests.live import FakeProviderProcess, ServerProcess, fake_agent_body, sse_events
 
 N = 20
 HEADERS = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 
-def _start_server(
-    database_url: str, port: int, *, redis_url: str | None = None
-) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "SWITCHBOARD_DATABASE_URL": database_url,
-        "SWITCHBOARD_ADMIN_KEY": ADMIN_KEY,
-        "SWITCHBOARD_LEDGER_SWEEP_INTERVAL_S": "0.2",
-    }
-    if redis_url is not None:
-        env["SWITCHBOARD_REDIS_URL"] = redis_url
-    return subprocess.Popen(  # noqa: S603 - our own CLI
-        [sys.executable, "-m", "switchboard", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-
-
-async def _wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    async with httpx.AsyncClient() as http:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                stderr = process.stderr.read().decode() if process.stderr else ""
-                pytest.fail(f"server exited: {stderr[-2000:]}")
-            try:
-                if (await http.get(f"{base}/readyz", timeout=1)).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.1)
-    pytest.fail("server did not become ready")
+SWEEP_FAST = {"SWITCHBOARD_LEDGER_SWEEP_INTERVAL_S": "0.2"}
 
 
 async def test_sigkill_mid_stream_leaves_no_unrecorded_call(
     database_url: str, fake: FakeProviderProcess
 ) -> None:
     await fake.reset(stream_pacing_s=0.2)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    server = _start_server(database_url, port)
+    server = ServerProcess(database_url, admin_key=ADMIN_KEY, env=SWEEP_FAST)
+    base = server.url
     try:
-        await _wait_ready(base, server)
+        await server.ready()
         slug = unique("crash")
         async with httpx.AsyncClient(base_url=base, headers=HEADERS, timeout=30) as http:
             await http.post("/v1/accounts", json={"slug": slug, "name": slug})
@@ -91,22 +53,19 @@ async def test_sigkill_mid_stream_leaves_no_unrecorded_call(
         tasks = [asyncio.create_task(open_stream(i)) for i in range(N)]
         async with asyncio.timeout(30):
             await streaming.wait()
-        server.send_signal(signal.SIGKILL)
-        server.wait(timeout=10)
+        server.kill()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
     finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait()
+        server.stop()
 
     provider_calls = (await fake.stats())["requests_total"]
     assert provider_calls == N
 
-    restarted = _start_server(database_url, port)
+    restarted = ServerProcess(database_url, admin_key=ADMIN_KEY, port=server.port, env=SWEEP_FAST)
     try:
-        await _wait_ready(base, restarted)
+        await restarted.ready()
         async with httpx.AsyncClient(base_url=base, headers=HEADERS, timeout=30) as http:
             rows: list[dict[str, object]] = []
             deadline = time.monotonic() + 20
@@ -117,8 +76,7 @@ async def test_sigkill_mid_stream_leaves_no_unrecorded_call(
                     break
                 await asyncio.sleep(0.2)
     finally:
-        restarted.terminate()
-        restarted.wait(timeout=15)
+        restarted.stop()
     assert len(rows) == provider_calls  # no provider call without its ledger row
     assert {r["status"] for r in rows} == {"interrupted"}
     assert {r["error_code"] for r in rows} == {"INTERRUPTED"}

@@ -16,8 +16,15 @@ import pytest
 
 from switchboard.settings import Settings
 from tests.concurrency.test_chat_load import _all_rows
-from tests.conftest import ADMIN, make_settings, unique
-from tests.live import FakeProviderProcess, fake_agent_body, live_app, live_server, sse_events
+from tests.conftest import ADMIN, ADMIN_KEY, make_settings, unique
+from tests.live import (
+    FakeProviderProcess,
+    ServerProcess,
+    fake_agent_body,
+    live_app,
+    live_server,
+    sse_events,
+)
 
 
 async def _agent(http: httpx.AsyncClient, fake: FakeProviderProcess, **body: Any) -> str:
@@ -198,25 +205,21 @@ async def test_two_server_processes_share_the_limit_through_redis(
 ) -> None:
     if backend != "postgres":
         pytest.skip("several processes on one database: PostgreSQL")
-    from tests.concurrency.test_crash import _start_server, _wait_ready
-    from tests.live import free_port
-
     await fake.reset(latency_s=0.1)
     provider = f"fake{uuid.uuid4().hex[:8]}"  # its own Redis keys
-    ports = [free_port(), free_port()]
-    servers = [_start_server(database_url, port, redis_url=redis_url) for port in ports]
+    servers = [
+        ServerProcess(database_url, admin_key=ADMIN_KEY, env={"SWITCHBOARD_REDIS_URL": redis_url})
+        for _ in range(2)
+    ]
     try:
-        for port, server in zip(ports, servers, strict=True):
-            await _wait_ready(f"http://127.0.0.1:{port}", server)
-        first = f"http://127.0.0.1:{ports[0]}"
-        async with httpx.AsyncClient(base_url=first, timeout=60) as http:
+        for server in servers:
+            await server.ready()
+        async with httpx.AsyncClient(base_url=servers[0].url, timeout=60) as http:
             slug = await _agent(http, fake, provider=provider, limits={"max_concurrency": 5})
         barrier = asyncio.Barrier(60)
 
         async def one(i: int) -> int:
-            async with httpx.AsyncClient(
-                base_url=f"http://127.0.0.1:{ports[i % 2]}", timeout=60
-            ) as client:
+            async with httpx.AsyncClient(base_url=servers[i % 2].url, timeout=60) as client:
                 await barrier.wait()
                 response = await client.post(
                     f"/v1/accounts/{slug}/agents/bot/chat", headers=ADMIN, json={"message": f"m{i}"}
@@ -226,8 +229,7 @@ async def test_two_server_processes_share_the_limit_through_redis(
         statuses = Counter(await asyncio.gather(*(one(i) for i in range(60))))
     finally:
         for server in servers:
-            server.terminate()
-            server.wait(timeout=15)
+            server.stop()
     assert statuses == {200: 60}
     stats = await fake.stats()
     assert stats["requests_total"] == 60
