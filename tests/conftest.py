@@ -102,6 +102,7 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "database_url": database_url,
         "admin_key": SecretStr(ADMIN_KEY),
+        "embedder": "none",  # the semantic tests ask for the local model explicitly
         **overrides,
     }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

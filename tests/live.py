@@ -173,6 +173,7 @@ class ServerProcess:
                 **os.environ,
                 "SWITCHBOARD_DATABASE_URL": database_url,
                 "SWITCHBOARD_ADMIN_KEY": admin_key,
+                "SWITCHBOARD_EMBEDDER": "none",  # no model load at start (the demo directory)
                 **(env or {}),
             },
             stdout=subprocess.DEVNULL,

@@ -15,6 +15,7 @@ from switchboard.api.limits import BodySizeLimit
 from switchboard.api.metrics import RequestMetrics
 from switchboard.bootstrap import build_container
 from switchboard.conversations.router import router as conversations_router
+from switchboard.directory.router import router as directories_router
 from switchboard.discussion.router import router as discussions_router
 from switchboard.ledger.router import router as ledger_router
 from switchboard.metrics import Metrics
@@ -47,7 +48,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         responses=ERROR_RESPONSES,
     )
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        max_import_bytes=settings.max_import_bytes,
+    )
     app.add_middleware(RequestMetrics, metrics=metrics)
     install_error_handlers(app)
     app.include_router(health.router)
@@ -59,4 +64,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ledger_router)
     app.include_router(budget_router)
     app.include_router(discussions_router)
+    app.include_router(directories_router)
     return app

@@ -10,6 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from switchboard.conversations.service import ConversationService
 from switchboard.db.engine import create_engine, ensure_sqlite_directory
 from switchboard.db.uow import UnitOfWorkFactory
+from switchboard.directory.embedding import build_embedder
+from switchboard.directory.service import DirectoryService
 from switchboard.discussion.service import DiscussionService
 from switchboard.ledger.service import LedgerService, Sweeper
 from switchboard.memories.service import MemoryService
@@ -44,6 +46,7 @@ class Container:
     metrics: Metrics
     loop_lag: LoopLagMonitor
     discussions: DiscussionService
+    directories: DirectoryService
 
     async def aclose(self) -> None:
         await self.loop_lag.stop()
@@ -73,6 +76,8 @@ async def build_container(settings: Settings, *, metrics: Metrics | None = None)
     models = ModelFactory()
     limiter = build_limiter(settings)
     metrics = metrics or Metrics()
+    embedder = await asyncio.to_thread(build_embedder, settings.embedder)  # looks for the extra
+    directories = DirectoryService(uow, embedder=embedder)
     chat = ChatService(
         uow=uow,
         limiter=limiter,
@@ -82,6 +87,7 @@ async def build_container(settings: Settings, *, metrics: Metrics | None = None)
         ledger=ledger,
         models=models,
         memories=MemoryService(uow),
+        directories=directories,
     )
     return Container(
         settings=settings,
@@ -100,6 +106,7 @@ async def build_container(settings: Settings, *, metrics: Metrics | None = None)
         metrics=metrics,
         loop_lag=LoopLagMonitor(metrics.loop_lag),
         discussions=DiscussionService(agents=agents, chat=chat),
+        directories=directories,
     )
 
 

@@ -2,6 +2,7 @@
 
 from switchboard.conversations.models import Conversation, Message
 from switchboard.db.base import Base
+from switchboard.directory.models import DirectoryEntry, DirectoryValue
 from switchboard.ledger.models import LlmRequest
 from switchboard.memories.models import Memory
 from switchboard.registry.models import Agent, AgentTag, ConfigLayer
@@ -18,6 +19,8 @@ __all__ = [
     "BudgetPeriod",
     "ConfigLayer",
     "Conversation",
+    "DirectoryEntry",
+    "DirectoryValue",
     "LlmRequest",
     "Memory",
     "Message",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -39,6 +40,8 @@ class Settings(BaseSettings):
     ledger_sweep_interval_s: float = Field(default=30.0, gt=0)
 
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    max_import_bytes: int = Field(default=64 * 1_048_576, ge=1024)  # entries:import bodies
+    embedder: Literal["auto", "minilm", "none"] = "auto"  # semantic directory search
     config_dir: Path = Path("configs")
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)

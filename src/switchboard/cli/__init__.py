@@ -5,7 +5,17 @@ from __future__ import annotations
 
 import typer
 
-from switchboard.cli import admin, config, db, discuss, fake, registry, serve, usage
+from switchboard.cli import (
+    admin,
+    config,
+    db,
+    directory,
+    discuss,
+    fake,
+    registry,
+    serve,
+    usage,
+)
 
 app = typer.Typer(
     name="switchboard",
@@ -24,6 +34,7 @@ app.add_typer(config.app, name="config")
 app.add_typer(registry.app, name="registry")
 app.add_typer(admin.accounts, name="accounts")
 app.add_typer(admin.keys, name="keys")
+app.add_typer(directory.app, name="directory")
 
 
 def main() -> None:

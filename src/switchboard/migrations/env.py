@@ -16,12 +16,30 @@ config = context.config
 target_metadata = Base.metadata
 
 
+# Backend-specific full-text indexes that the ORM does not describe (migration 0004).
+_UNMODELLED_TABLES = ("directory_fts",)
+_UNMODELLED_COLUMNS = {("directory_entries", "search_vector")}
+_UNMODELLED_INDEXES = {"ix_directory_entries_search_vector"}
+
+
+def _include_object(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
+    if type_ == "table" and name is not None and name.startswith(_UNMODELLED_TABLES):
+        return False
+    if type_ == "column":
+        table = getattr(getattr(obj, "table", None), "name", None)
+        return (table, name) not in _UNMODELLED_COLUMNS
+    return not (type_ == "index" and name in _UNMODELLED_INDEXES)
+
+
 def _configure(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=True,
         compare_type=True,
+        include_object=_include_object,
     )
     with context.begin_transaction():
         context.run_migrations()

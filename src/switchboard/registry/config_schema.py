@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from switchboard.directory.config import DirectoryConfig, DirectoryName
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -92,6 +94,10 @@ class EffectiveConfig(_Strict):
     ledger: LedgerConfig = LedgerConfig()
     retry: RetryConfig = RetryConfig()
     budget: BudgetConfig | None = None
+    directories: dict[DirectoryName, DirectoryConfig] = Field(
+        default_factory=dict,
+        description="The account's directory schemas (global.yaml or account.yaml only)",
+    )
 
 
 def builtin_defaults() -> dict[str, Any]:

@@ -145,6 +145,14 @@ def _load_agent(folder: Path, problems: list[ConfigProblem]) -> AgentSpec | None
     data = _read_yaml(config_file, problems)
     if data is None:
         return None
+    if "directories" in data:
+        problems.append(
+            ConfigProblem(
+                str(config_file),
+                "directories",
+                "directories belong to an account: declare them in account.yaml or global.yaml",
+            )
+        )
     profile = {key: data.pop(key) for key in PROFILE_FIELDS if key in data}
     try:
         spec = AgentCreate.model_validate({"slug": folder.name, **profile})

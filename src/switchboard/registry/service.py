@@ -53,6 +53,16 @@ def cascade_layers(
     return layers
 
 
+async def account_config_in(u: UnitOfWork) -> EffectiveConfig:
+    """The account's config (defaults → global → account) read in the unit of work ``u``."""
+    stored = await ConfigLayerRepository(u).for_account(u.account.id)
+    merged = cascade.merge(cascade_layers(stored, u.account, agent=None, fields={}, overrides={}))
+    config, problems = cascade.validate(merged)
+    if config is None:
+        raise invalid_config(problems)
+    return config
+
+
 def invalid_config(problems: Sequence[cascade.ConfigProblem]) -> InvalidRequest:
     listed = "; ".join(str(p) for p in problems)
     return InvalidRequest(
@@ -162,17 +172,7 @@ class AgentService:
     async def account_config(self, scope: AccountScope) -> EffectiveConfig:
         """The config an account's calls get without an agent: defaults → global → account."""
 
-        async def op(u: UnitOfWork) -> EffectiveConfig:
-            stored = await ConfigLayerRepository(u).for_account(scope.id)
-            merged = cascade.merge(
-                cascade_layers(stored, scope, agent=None, fields={}, overrides={})
-            )
-            config, problems = cascade.validate(merged)
-            if config is None:
-                raise invalid_config(problems)
-            return config
-
-        return await self._uow.run(op, scope=scope, write=False)
+        return await self._uow.run(account_config_in, scope=scope, write=False)
 
     async def find(self, scope: AccountScope, slug: str) -> ResolvedAgent | None:
         """Like :meth:`resolve`, but ``None`` for an unknown slug."""

@@ -34,6 +34,7 @@ from switchboard.conversations.models import Message
 from switchboard.conversations.repository import NewMessage
 from switchboard.conversations.service import ConversationRef, ConversationService
 from switchboard.db.uow import AccountScope, UnitOfWorkFactory
+from switchboard.directory.service import DirectoryService
 from switchboard.errors import Conflict
 from switchboard.ledger.service import CallContext, LedgerService
 from switchboard.memories.service import MemoryService
@@ -116,6 +117,7 @@ class ChatService:
         ledger: LedgerService,
         models: ModelFactory,
         memories: MemoryService,
+        directories: DirectoryService,
         limiter: Limiter,
         metrics: Metrics | None = None,
     ) -> None:
@@ -127,6 +129,7 @@ class ChatService:
         self._ledger = ledger
         self._models = models
         self._memories = memories
+        self._directories = directories
         self._agents_by_tools: dict[tuple[object, ...], Agent[ToolContext, str]] = {}
 
     async def prepare(self, scope: AccountScope, agent_slug: str, chat: ChatInput) -> PreparedTurn:
@@ -244,6 +247,8 @@ class ChatService:
             conversation_id=turn.conversation_id,
             run_id=turn.run_id,
             memories=self._memories,
+            directories=self._directories,
+            directory_schemas=turn.config.directories,
         )
         history: list[ModelMessage] = ModelMessagesTypeAdapter.validate_python(
             [m.data for m in turn.history]

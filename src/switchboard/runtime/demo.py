@@ -21,6 +21,7 @@ from pydantic_ai.models.function import AgentInfo, DeltaToolCall, DeltaToolCalls
 from switchboard.runtime.schema_args import args_for
 
 MAX_PARALLEL_CALLS = 3
+SHORT_LIMIT = 1200  # characters of each tool result quoted in the final answer
 SUMMARY_MARKER = "Summarize the conversation below"
 
 
@@ -44,6 +45,9 @@ def _plan(messages: Sequence[ModelMessage], info: AgentInfo) -> list[ToolCallPar
             line[:60] for line in lines[-5:]
         )
     if user_text is not None and info.function_tools:
+        searches = _directory_searches(info, user_text)
+        if searches:
+            return searches
         return [
             ToolCallPart(
                 tool.name,
@@ -55,14 +59,32 @@ def _plan(messages: Sequence[ModelMessage], info: AgentInfo) -> list[ToolCallPar
     if isinstance(last, ModelRequest):
         results = [p for p in last.parts if isinstance(p, ToolReturnPart | RetryPromptPart)]
         if results:
-            found = "; ".join(f"{p.tool_name}: {_short(p.content)}" for p in results)
+            found = "\n".join(f"{p.tool_name}: {_short(p.content)}" for p in results)
             return f"Here is what I found. {found}"
     return f"You said: {user_text or ''}".strip()
 
 
+def _directory_searches(info: AgentInfo, user_text: str) -> list[ToolCallPart]:
+    """With ``search_directory`` available, search every directory the tool offers at once
+    (parallel tool calls) for the user's words."""
+    tool = next((t for t in info.function_tools if t.name == "search_directory"), None)
+    if tool is None:
+        return []
+    schema = tool.parameters_json_schema.get("properties", {}).get("schema", {})
+    names = schema.get("enum") or []
+    return [
+        ToolCallPart(
+            "search_directory",
+            {"schema": name, "query": user_text, "limit": 3},
+            tool_call_id=f"demo_search_{index}",
+        )
+        for index, name in enumerate(names[:MAX_PARALLEL_CALLS])
+    ]
+
+
 def _short(content: object) -> str:
     text = content if isinstance(content, str) else json.dumps(content, default=str)
-    return text if len(text) <= 300 else text[:297] + "..."
+    return text if len(text) <= SHORT_LIMIT else text[: SHORT_LIMIT - 3] + "..."
 
 
 async def _respond(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:

@@ -10,7 +10,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic_ai import RunContext
+from pydantic_ai.tools import ToolPrepareFunc
 
+from switchboard.directory.tools import (
+    get_directory_entry,
+    prepare_directory_tool,
+    search_directory,
+)
 from switchboard.runtime.tools.context import ToolContext
 
 
@@ -75,4 +81,12 @@ BUILTIN_TOOLS: dict[str, Callable[..., Any]] = {
     "calculate": calculate,
     "remember": remember,
     "recall": recall,
+    "search_directory": search_directory,
+    "get_directory_entry": get_directory_entry,
+}
+
+# Built-in tools whose definition the model sees depends on the account (its directories).
+BUILTIN_PREPARE: dict[str, ToolPrepareFunc[ToolContext]] = {
+    "search_directory": prepare_directory_tool,
+    "get_directory_entry": prepare_directory_tool,
 }

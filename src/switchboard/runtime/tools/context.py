@@ -4,10 +4,16 @@ because tool calls of one model response run as concurrent tasks."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from switchboard.db.uow import AccountScope, UnitOfWorkFactory
 from switchboard.memories.service import MemoryService
+
+if TYPE_CHECKING:
+    from switchboard.directory.config import DirectoryConfig
+    from switchboard.directory.service import DirectoryService
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,3 +25,5 @@ class ToolContext:
     conversation_id: uuid.UUID
     run_id: uuid.UUID
     memories: MemoryService
+    directories: DirectoryService
+    directory_schemas: Mapping[str, DirectoryConfig] = field(default_factory=dict)

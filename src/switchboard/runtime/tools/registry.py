@@ -17,7 +17,7 @@ from pydantic_ai import Tool
 from switchboard.errors import ConfigurationError
 from switchboard.registry.cascade import ConfigProblem
 from switchboard.registry.config_schema import EffectiveConfig
-from switchboard.runtime.tools.builtin import BUILTIN_TOOLS
+from switchboard.runtime.tools.builtin import BUILTIN_PREPARE, BUILTIN_TOOLS
 from switchboard.runtime.tools.context import ToolContext
 
 log = logging.getLogger("switchboard.tools")
@@ -83,7 +83,14 @@ def resolve(config: EffectiveConfig) -> dict[str, Callable[..., Any]]:
 def build_tools(
     functions: Mapping[str, Callable[..., Any]], *, timeout_s: float
 ) -> list[Tool[ToolContext]]:
-    return [Tool(_guarded(name, fn, timeout_s), name=name) for name, fn in functions.items()]
+    return [
+        Tool(
+            _guarded(name, fn, timeout_s),
+            name=name,
+            prepare=BUILTIN_PREPARE.get(name) if fn is BUILTIN_TOOLS.get(name) else None,
+        )
+        for name, fn in functions.items()
+    ]
 
 
 def _guarded(name: str, function: Callable[..., Any], timeout_s: float) -> Callable[..., Any]:

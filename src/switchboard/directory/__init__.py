@@ -1,0 +1,1 @@
+"""Per-account directories (practitioners, locations, products…) that agents search."""

@@ -1,0 +1,343 @@
+"""Validating directory entries against their schema, and reading them from CSV or JSON Lines.
+
+Every problem names its row (1-based, the header of a CSV file not counted) and field, so a
+bad file can be fixed in one pass: nothing is imported until every row is valid."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from switchboard.directory.config import DirectoryConfig, DirectoryField
+from switchboard.errors import InvalidRequest
+
+FileFormat = Literal["csv", "jsonl"]
+MAX_TEXT = 10_000
+MAX_KEYWORD = 500
+MAX_LIST_ITEMS = 100
+MAX_EXTERNAL_ID = 200
+MAX_PROBLEMS = 50
+LIST_SEPARATOR = "|"
+_TRUE = {"true", "yes", "1", "y", "t"}
+_FALSE = {"false", "no", "0", "n", "f"}
+
+
+@dataclass(frozen=True, slots=True)
+class FilterValue:
+    field: str
+    kw: str | None = None
+    num: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EntryRow:
+    """A valid entry: normalised data, the text indexed for search, the filter values."""
+
+    external_id: str
+    data: dict[str, Any]
+    search_text: str
+    values: tuple[FilterValue, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RowProblem:
+    row: int
+    field: str | None
+    message: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {"row": self.row, "field": self.field, "message": self.message}
+
+
+class InvalidEntry(ValueError):
+    def __init__(self, field: str | None, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+@dataclass(slots=True)
+class ImportProblems:
+    problems: list[RowProblem] = field(default_factory=list)
+    total: int = 0
+
+    def add(self, problem: RowProblem) -> None:
+        self.total += 1
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(problem)
+
+    def error(self, directory: str) -> InvalidRequest:
+        first = self.problems[0]
+        where = f"row {first.row}" + (f", field '{first.field}'" if first.field else "")
+        return InvalidRequest(
+            f"{self.total} invalid row(s) in the import for directory '{directory}'; nothing "
+            f"was imported. First: {where}: {first.message}",
+            code="INVALID_ENTRIES",
+            details={
+                "problems": [p.as_dict() for p in self.problems],
+                "total_problems": self.total,
+            },
+        )
+
+
+def normalize_key(value: str) -> str:
+    """How keyword and list values are compared by filters: trimmed and case-folded."""
+    return value.strip().casefold()
+
+
+def validate_external_id(value: object) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidEntry("id", "every entry needs an id (a non-empty text)")
+    value = value.strip()
+    if len(value) > MAX_EXTERNAL_ID or "/" in value or any(ord(c) < 32 for c in value):
+        raise InvalidEntry(
+            "id", f"ids are at most {MAX_EXTERNAL_ID} characters, without '/' or control chars"
+        )
+    return value
+
+
+def build_entry(
+    config: DirectoryConfig, external_id: str, raw: Mapping[str, Any], *, from_text: bool = False
+) -> EntryRow:
+    """Validate ``raw`` (field → value) against ``config``. ``from_text`` accepts the text forms
+    a CSV cell holds ('3.5', 'yes', 'a|b')."""
+    data: dict[str, Any] = {}
+    for name in raw:
+        if name not in config.fields:
+            known = ", ".join(sorted(config.fields))
+            raise InvalidEntry(name, f"unknown field (the schema has: id, {known})")
+    for name, spec in config.fields.items():
+        value = raw.get(name)
+        if from_text and isinstance(value, str) and not value.strip():
+            value = None
+        if value is None:
+            if spec.required:
+                raise InvalidEntry(name, "required")
+            continue
+        data[name] = _coerce(name, spec, value, from_text=from_text)
+    return EntryRow(
+        external_id=external_id,
+        data=data,
+        search_text=search_text(config, data),
+        values=tuple(_filter_values(config, data)),
+    )
+
+
+def _coerce(name: str, spec: DirectoryField, value: Any, *, from_text: bool) -> Any:
+    kind = spec.type
+    if kind in ("text", "keyword"):
+        if not isinstance(value, str):
+            raise InvalidEntry(name, f"expected text, got {type(value).__name__}")
+        limit = MAX_TEXT if kind == "text" else MAX_KEYWORD
+        if len(value) > limit:
+            raise InvalidEntry(name, f"longer than {limit} characters")
+        return value.strip()
+    if kind == "number":
+        if from_text and isinstance(value, str):
+            try:
+                value = float(value.strip())
+            except ValueError:
+                raise InvalidEntry(name, f"expected a number, got {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InvalidEntry(name, f"expected a number, got {type(value).__name__}")
+        if not math.isfinite(value):
+            raise InvalidEntry(name, "expected a finite number")
+        return int(value) if float(value).is_integer() and abs(value) < 2**53 else float(value)
+    if kind == "bool":
+        if from_text and isinstance(value, str):
+            lowered = value.strip().lower()
+            if lowered in _TRUE:
+                return True
+            if lowered in _FALSE:
+                return False
+            raise InvalidEntry(name, f"expected true or false, got {value!r}")
+        if not isinstance(value, bool):
+            raise InvalidEntry(name, f"expected true or false, got {type(value).__name__}")
+        return value
+    # list
+    if from_text and isinstance(value, str):
+        value = [item for item in value.split(LIST_SEPARATOR) if item.strip()]
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise InvalidEntry(name, "expected a list of texts")
+    if len(value) > MAX_LIST_ITEMS:
+        raise InvalidEntry(name, f"more than {MAX_LIST_ITEMS} items")
+    items: list[str] = []
+    seen: set[str] = set()
+    for item in value:
+        if len(item) > MAX_KEYWORD:
+            raise InvalidEntry(name, f"an item is longer than {MAX_KEYWORD} characters")
+        key = normalize_key(item)
+        if key and key not in seen:
+            seen.add(key)
+            items.append(item.strip())
+    return items
+
+
+def search_text(config: DirectoryConfig, data: Mapping[str, Any]) -> str:
+    parts: list[str] = []
+    for name in config.searchable_fields:
+        value = data.get(name)
+        if isinstance(value, list):
+            parts.append(", ".join(value))
+        elif isinstance(value, str):
+            parts.append(value)
+    return "\n".join(part for part in parts if part)
+
+
+def _filter_values(config: DirectoryConfig, data: Mapping[str, Any]) -> Iterator[FilterValue]:
+    for name, spec in config.fields.items():
+        if not spec.is_filterable or name not in data:
+            continue
+        value = data[name]
+        if spec.type == "number":
+            yield FilterValue(name, num=float(value))
+        elif spec.type == "bool":
+            yield FilterValue(name, kw="true" if value else "false")
+        elif spec.type == "list":
+            for item in value:
+                yield FilterValue(name, kw=normalize_key(item)[:MAX_KEYWORD])
+        else:
+            yield FilterValue(name, kw=normalize_key(value)[:MAX_KEYWORD])
+
+
+# --- files -------------------------------------------------------------------------------
+
+
+def detect_format(name: str | None, content_type: str | None = None) -> FileFormat:
+    lowered = (content_type or "").split(";")[0].strip().lower()
+    if lowered in ("text/csv", "application/csv"):
+        return "csv"
+    if lowered in ("application/x-ndjson", "application/jsonl", "application/x-jsonlines"):
+        return "jsonl"
+    if name and name.lower().endswith((".jsonl", ".ndjson")):
+        return "jsonl"
+    if name and name.lower().endswith(".csv"):
+        return "csv"
+    raise InvalidRequest(
+        "unknown file format: use a .csv or .jsonl file (Content-Type text/csv or "
+        "application/x-ndjson)",
+        code="UNSUPPORTED_FORMAT",
+    )
+
+
+def parse_entries(
+    config: DirectoryConfig,
+    directory: str,
+    lines: Iterable[str],
+    file_format: FileFormat,
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> list[EntryRow]:
+    """All rows of a file, validated, or :class:`InvalidRequest` listing the problems."""
+    raw_rows = _csv_rows(lines) if file_format == "csv" else _jsonl_rows(lines)
+    return validate_rows(
+        config, directory, raw_rows, from_text=file_format == "csv", progress=progress
+    )
+
+
+def validate_rows(
+    config: DirectoryConfig,
+    directory: str,
+    raw_rows: Iterable[tuple[int, Mapping[str, Any] | InvalidEntry]],
+    *,
+    from_text: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> list[EntryRow]:
+    """Numbered records (field → value, with ``id``) validated all together."""
+    problems = ImportProblems()
+    rows: list[EntryRow] = []
+    first_row: dict[str, int] = {}
+    for number, raw in raw_rows:
+        if progress is not None and number % 1000 == 0:
+            progress(number)
+        try:
+            if isinstance(raw, InvalidEntry):
+                raise raw
+            fields = dict(raw)
+            external_id = validate_external_id(fields.pop("id", None))
+            entry = build_entry(config, external_id, fields, from_text=from_text)
+        except InvalidEntry as exc:
+            problems.add(RowProblem(number, exc.field, exc.message))
+            continue
+        if entry.external_id in first_row:
+            problems.add(
+                RowProblem(
+                    number,
+                    "id",
+                    f"id {entry.external_id!r} repeats row {first_row[entry.external_id]}",
+                )
+            )
+            continue
+        first_row[entry.external_id] = number
+        rows.append(entry)
+    if problems.total:
+        raise problems.error(directory)
+    if not rows:
+        raise InvalidRequest("the file holds no entries", code="EMPTY_IMPORT")
+    return rows
+
+
+def _csv_rows(lines: Iterable[str]) -> Iterator[tuple[int, Mapping[str, Any] | InvalidEntry]]:
+    reader = csv.reader(iter(lines))
+    try:
+        header = next(reader)
+    except StopIteration:
+        return
+    except csv.Error as exc:
+        yield 0, InvalidEntry(None, f"unreadable CSV header: {exc}")
+        return
+    header = [name.strip().lstrip("\ufeff") for name in header]
+    if "id" not in header:
+        yield 0, InvalidEntry("id", "the CSV header needs an 'id' column")
+        return
+    number = 0
+    while True:
+        number += 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield number, InvalidEntry(None, f"unreadable CSV row: {exc}")
+            return
+        if not any(cell.strip() for cell in cells):
+            number -= 1
+            continue
+        if len(cells) > len(header):
+            yield number, InvalidEntry(None, f"{len(cells)} values for {len(header)} columns")
+            continue
+        yield number, {name: cells[i] if i < len(cells) else "" for i, name in enumerate(header)}
+
+
+def _jsonl_rows(lines: Iterable[str]) -> Iterator[tuple[int, Mapping[str, Any] | InvalidEntry]]:
+    number = 0
+    for line in lines:
+        if not line.strip():
+            continue
+        number += 1
+        try:
+            value = json.loads(line)
+        except ValueError as exc:
+            yield number, InvalidEntry(None, f"invalid JSON: {exc}")
+            continue
+        if not isinstance(value, dict):
+            yield number, InvalidEntry(None, "each line must be a JSON object")
+            continue
+        yield number, value
+
+
+def decode_lines(body: bytes) -> list[str]:
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest(
+            f"the file is not UTF-8 (byte {exc.start})", code="UNSUPPORTED_ENCODING"
+        ) from None
+    return io.StringIO(text, newline="").readlines()
