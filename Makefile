@@ -3,15 +3,23 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# SEMANTIC=0 skips the local embedding model (torch, ≈1.5 GB): directories then search by text.
+SEMANTIC ?= 1
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
 .PHONY: install run test lint typecheck unit format bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+ifeq ($(SEMANTIC),1)
+	$(PIP) "torch==2.13.0"  # the CPU build; a bare 'torch' would pull a multi-GB CUDA build
+	$(PIP) -e ".[dev,semantic]"
+else
+	$(PIP) -e ".[dev]"
+endif
 	touch $(STAMP)
 
-install: $(STAMP)  ## create .venv and install Switchboard with its dev tools
+install: $(STAMP)  ## create .venv and install Switchboard, its dev tools and the semantic extra
 
 run: $(STAMP)  ## migrate the embedded SQLite database and serve on http://127.0.0.1:8000
 	$(BIN)/switchboard serve

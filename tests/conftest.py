@@ -167,6 +167,7 @@ def env_database(database_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """Point CLI commands (which read the environment) at the test database."""
     monkeypatch.setenv("SWITCHBOARD_DATABASE_URL", database_url)
     monkeypatch.setenv("SWITCHBOARD_ADMIN_KEY", ADMIN_KEY)
+    monkeypatch.setenv("SWITCHBOARD_EMBEDDER", "none")
     return database_url
 
 

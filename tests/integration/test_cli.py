@@ -25,6 +25,9 @@ def test_every_command_has_help() -> None:
         ["registry", "import", "--help"],
         ["accounts", "create", "--help"],
         ["keys", "create", "--help"],
+        ["directory", "import", "--help"],
+        ["directory", "search", "--help"],
+        ["directory", "sample", "--help"],
     ):
         result = runner.invoke(app, args)
         assert result.exit_code == 0, (args, result.output)
@@ -119,3 +122,60 @@ def test_usage_command_formats(env_database: str, tmp_path: Path) -> None:
     missing = runner.invoke(app, ["usage", unique("none")])
     assert missing.exit_code == 1
     assert "ACCOUNT_NOT_FOUND" in missing.output
+
+
+def test_directory_import_search_and_errors(env_database: str, tmp_path: Path) -> None:
+    slug = unique("dir")
+    schema = (
+        "directories:\n"
+        "  practitioners:\n"
+        "    fields:\n"
+        "      name: {type: text, required: true}\n"
+        "      title: {type: text}\n"
+        "      specialty: {type: keyword, searchable: true, required: true}\n"
+        "      city: {type: keyword, searchable: true}\n"
+        "      languages: {type: list, searchable: true}\n"
+        "      insurance: {type: list, searchable: true}\n"
+        "      years_experience: {type: number}\n"
+        "      accepting_new_patients: {type: bool}\n"
+        "      bio: {type: text}\n"
+    )
+    root = write(tmp_path / "configs", {f"{slug}/account.yaml": schema})
+    assert runner.invoke(app, ["apply", str(root)]).exit_code == 0
+
+    sample = tmp_path / "people.csv"
+    made = runner.invoke(app, ["directory", "sample", str(sample), "--count", "2500"])
+    assert made.exit_code == 0, made.output
+    imported = runner.invoke(app, ["directory", "import", slug, "practitioners", str(sample)])
+    assert imported.exit_code == 0, imported.output
+    assert "imported 2500 entries" in imported.output
+    assert "2500 created, 0 updated" in imported.output
+    assert "write" in imported.output  # the progress bars
+
+    found = runner.invoke(
+        app,
+        ["directory", "search", slug, "practitioners", "cardiology", "-f", "city=Seattle"],
+    )
+    assert found.exit_code == 0, found.output
+    lines = found.output.strip().splitlines()
+    assert lines
+    assert all('"city": "Seattle"' in line and "Cardiology" in line for line in lines)
+
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text(
+        '{"id": "a", "name": "A", "specialty": "X"}\n{"id": "b", "name": "B"}\nnot json\n',
+        encoding="utf-8",
+    )
+    failed = runner.invoke(app, ["directory", "import", slug, "practitioners", str(broken)])
+    assert failed.exit_code == 1
+    assert "INVALID_ENTRIES" in failed.output
+    assert "2: specialty: required" in failed.output
+    assert "3: None: invalid JSON" in failed.output
+    again = runner.invoke(app, ["directory", "import", slug, "practitioners", str(sample)])
+    assert "0 created, 2500 updated" in again.output
+
+    unknown = runner.invoke(app, ["directory", "import", slug, "products", str(sample)])
+    assert unknown.exit_code == 1
+    assert "DIRECTORY_NOT_FOUND" in unknown.output
+    wrong = runner.invoke(app, ["directory", "import", slug, "practitioners", str(root)])
+    assert wrong.exit_code == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from switchboard.directory.rows import decode_lines, parse_entries
 from switchboard.directory.search import parse_filters
 from switchboard.directory.synthetic import locations, practitioners
 from switchboard.errors import InvalidRequest, NotFound
+from switchboard.runtime.chat import ChatInput
 from tests.directories import load, set_directories
 
 
@@ -401,3 +403,35 @@ async def test_search_queries_use_the_indexes(container: Container, hospital: Ac
     assert "VIRTUAL TABLE INDEX" in plans["text"]  # FTS5
     assert "VIRTUAL TABLE INDEX" in plans["text only"]
     assert "sqlite_autoindex_directory_entries" in plans["filter"]
+
+
+def test_the_demo_config_declares_the_seeded_directories() -> None:
+    """configs/demo/account.yaml and the seed (make run) describe the same directories."""
+    import yaml
+
+    from switchboard.directory.synthetic import DEMO_DIRECTORIES
+
+    root = Path(__file__).resolve().parents[2]
+    data = yaml.safe_load((root / "configs/demo/account.yaml").read_text(encoding="utf-8"))
+    assert data["directories"] == DEMO_DIRECTORIES
+
+
+async def test_seed_fills_the_demo_directory_once(container: Container) -> None:
+    from switchboard.seed import DEMO_ACCOUNT, DEMO_PRACTITIONERS, DIRECTORY_AGENT, seed_demo
+
+    first = await seed_demo(container)
+    await seed_demo(container)  # a restart: nothing more
+    found = await container.tenancy.get_account(DEMO_ACCOUNT)
+    scope = AccountScope(found.id, found.slug)
+    assert first.created
+    assert await container.directories.count(scope, "practitioners") == DEMO_PRACTITIONERS
+    assert await container.directories.count(scope, "locations") == len(list(locations()))
+    agent = await container.agents.resolve(scope, DIRECTORY_AGENT)
+    assert agent.config.tools == ["search_directory", "get_directory_entry"]
+    question = ChatInput(message="find me cardiologists in Seattle who accept Medicare")
+    turn = await container.chat.prepare(scope, DIRECTORY_AGENT, question)
+    done = await container.chat.complete(turn)
+    top = done.reply.split("practitioners:", 1)[1].splitlines()[1]
+    assert "specialty: Cardiology" in top
+    assert "city: Seattle" in top
+    assert "Medicare" in top

@@ -25,7 +25,7 @@ def test_the_shipped_example_tree_is_valid() -> None:
     tree = load_tree(Path(__file__).resolve().parents[2] / "configs")
     assert [a.slug for a in tree.accounts] == ["demo"]
     assert tree.accounts[0].name == "Demo Clinic"
-    assert [a.slug for a in tree.accounts[0].agents] == ["assistant"]
+    assert [a.slug for a in tree.accounts[0].agents] == ["assistant", "front-desk"]
 
 
 def test_valid_tree(tmp_path: Path) -> None:
@@ -122,3 +122,44 @@ def test_bad_folder_names_and_non_mapping_files(tmp_path: Path) -> None:
 
 def test_missing_root(tmp_path: Path) -> None:
     assert "not a directory" in problems(tmp_path / "nope")[0]
+
+
+def test_directories_belong_to_accounts(tmp_path: Path) -> None:
+    root = write(
+        tmp_path,
+        {
+            "acme/account.yaml": "directories: {staff: {fields: {name: {type: text}}}}\n",
+            "acme/bot/config.yaml": "directories: {staff: {fields: {name: {type: text}}}}\n",
+        },
+    )
+    [problem] = problems(root)
+    assert problem.endswith(
+        "config.yaml: directories: directories belong to an account: declare them in "
+        "account.yaml or global.yaml"
+    )
+
+
+@pytest.mark.parametrize(
+    ("directory", "message"),
+    [
+        ("{fields: {name: {type: text, filterable: true}}}", "searchable, not filterable"),
+        ("{fields: {age: {type: number, searchable: true}}}", "filterable, not searchable"),
+        ("{fields: {age: {type: number}}}", "at least one field must be searchable"),
+        ("{fields: {id: {type: text}}}", "reserved"),
+        ("{fields: {name: {type: blob}}}", "Input should be 'text'"),
+        ("{fields: {Name: {type: text}}}", "String should match pattern"),
+        ("{fields: {}}", "at least 1 item"),
+    ],
+)
+def test_invalid_directory_schemas_are_reported(
+    tmp_path: Path, directory: str, message: str
+) -> None:
+    root = write(
+        tmp_path,
+        {
+            "acme/account.yaml": f"directories: {{staff: {directory}}}\n",
+            "acme/bot/config.yaml": "",
+        },
+    )
+    found = problems(root)
+    assert any("directories.staff" in p and message in p for p in found), found

@@ -12,7 +12,7 @@ from switchboard.app import create_app
 from switchboard.cli.common import console, fail, run_with_container
 from switchboard.db.engine import ensure_sqlite_directory, sqlite_path
 from switchboard.db.migrate import current_revision, head_revision, upgrade
-from switchboard.seed import DEMO_ACCOUNT, DEMO_AGENT, Seeded, seed_demo
+from switchboard.seed import DEMO_ACCOUNT, DEMO_AGENT, DIRECTORY_AGENT, Seeded, seed_demo
 from switchboard.settings import Settings
 
 
@@ -79,6 +79,20 @@ def _print_demo(base: str, seeded: Seeded, *, from_file: bool) -> None:
         f"  curl -s {base}/v1/accounts/{DEMO_ACCOUNT}/agents/{DEMO_AGENT}/chat "
         f"-H \"{auth}\" -H 'content-type: application/json' "
         '-d \'{"message": "What is 12*7? Remember it as lucky."}\'',
+        highlight=False,
+        markup=False,
+    )
+    console.print("ask the hospital directory (parallel searches):", highlight=False)
+    console.print(
+        f"  curl -s {base}/v1/accounts/{DEMO_ACCOUNT}/agents/{DIRECTORY_AGENT}/chat "
+        f"-H \"{auth}\" -H 'content-type: application/json' "
+        '-d \'{"message": "find me cardiologists in Seattle who accept Medicare"}\'',
+        highlight=False,
+        markup=False,
+    )
+    console.print(
+        f"  curl -s '{base}/v1/accounts/{DEMO_ACCOUNT}/directories/practitioners/search"
+        f'?q=heart+doctor&filter.city=Seattle&filter.insurance=Medicare\' -H "{auth}"',
         highlight=False,
         markup=False,
     )
