@@ -2,7 +2,7 @@
 
 from switchboard.conversations.models import Conversation, Message
 from switchboard.db.base import Base
-from switchboard.directory.models import DirectoryEntry, DirectoryValue
+from switchboard.directory.models import DirectoryEntry, DirectoryNumber
 from switchboard.ledger.models import LlmRequest
 from switchboard.memories.models import Memory
 from switchboard.registry.models import Agent, AgentTag, ConfigLayer
@@ -20,7 +20,7 @@ __all__ = [
     "ConfigLayer",
     "Conversation",
     "DirectoryEntry",
-    "DirectoryValue",
+    "DirectoryNumber",
     "LlmRequest",
     "Memory",
     "Message",

@@ -1,8 +1,10 @@
-"""Directory entries and their indexed filter values.
+"""Directory entries and their number fields.
 
 Full-text indexes live outside the ORM because they differ per backend (created by migration
-0004): on SQLite an FTS5 table ``directory_fts`` kept in sync with ``search_text`` by triggers,
-on PostgreSQL a generated ``search_vector`` tsvector column with a GIN index."""
+0004): on SQLite an FTS5 table ``directory_fts`` over ``search_text`` and ``facet_text``, kept in
+sync by triggers; on PostgreSQL a generated ``search_vector`` tsvector column with a GIN index.
+Filters on keyword, list and bool fields are facet tokens in that same index, so a text + filter
+search is one index intersection."""
 
 from __future__ import annotations
 
@@ -14,7 +16,6 @@ from sqlalchemy import (
     BigInteger,
     Float,
     ForeignKey,
-    Index,
     Integer,
     LargeBinary,
     String,
@@ -42,42 +43,21 @@ class DirectoryEntry(Base):
     external_id: Mapped[str] = mapped_column(String(200))
     data: Mapped[dict[str, Any]] = mapped_column(JSONValue)
     search_text: Mapped[str] = mapped_column(Text)
+    # Tokens for the account+directory scope and every keyword/list/bool value (see facets.py).
+    facet_text: Mapped[str] = mapped_column(Text)
     embedding: Mapped[bytes | None] = mapped_column(LargeBinary)  # float32, L2-normalised
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class DirectoryValue(Base):
-    """One filterable value of an entry: keyword/list/bool values in ``kw`` (case-folded; bools
-    as 'true'/'false'), numbers in ``num``. A list field has one row per distinct item."""
+class DirectoryNumber(Base):
+    """A number field of an entry, for range filters (keyword, list and bool filters are facet
+    tokens in the full-text index instead)."""
 
-    __tablename__ = "directory_values"
-    __table_args__ = (
-        Index(
-            "ix_directory_values_keyword",
-            "account_id",
-            "directory",
-            "field",
-            "kw",
-            "entry_id",
-        ),
-        Index(
-            "ix_directory_values_number",
-            "account_id",
-            "directory",
-            "field",
-            "num",
-            "entry_id",
-        ),
-        Index("ix_directory_values_entry_id", "entry_id"),
-    )
+    __tablename__ = "directory_numbers"
 
-    id: Mapped[int] = mapped_column(EntryId, primary_key=True, autoincrement=True)
     entry_id: Mapped[int] = mapped_column(
-        EntryId, ForeignKey("directory_entries.id", ondelete="CASCADE")
+        EntryId, ForeignKey("directory_entries.id", ondelete="CASCADE"), primary_key=True
     )
-    account_id: Mapped[uuid.UUID] = mapped_column(Uuid)
-    directory: Mapped[str] = mapped_column(String(64))
-    field: Mapped[str] = mapped_column(String(64))
-    kw: Mapped[str | None] = mapped_column(String(500))
-    num: Mapped[float | None] = mapped_column(Float)
+    field: Mapped[str] = mapped_column(String(64), primary_key=True)
+    num: Mapped[float] = mapped_column(Float)

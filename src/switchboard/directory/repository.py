@@ -15,24 +15,28 @@ from sqlalchemy import (
     Table,
     column,
     delete,
+    exists,
     func,
     literal_column,
+    null,
     select,
     table,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
 from switchboard.db.uow import UnitOfWork
-from switchboard.directory.models import DirectoryEntry, DirectoryValue
+from switchboard.directory.facets import facet_token, scope_token
+from switchboard.directory.models import DirectoryEntry, DirectoryNumber
 from switchboard.directory.rows import EntryRow
 
 ENTRIES = cast(Table, DirectoryEntry.__table__)
-VALUES = cast(Table, DirectoryValue.__table__)
+NUMBERS = cast(Table, DirectoryNumber.__table__)
 _CHUNK = 500
 _FTS = table("directory_fts", column("rowid"))
 _FTS_NAME: ColumnClause[Any] = literal_column("directory_fts")
 _PG_VECTOR: ColumnClause[Any] = literal_column("directory_entries.search_vector")
-_PG_CONFIG: ColumnClause[Any] = literal_column("'english'::regconfig")
+_PG_ENGLISH: ColumnClause[Any] = literal_column("'english'::regconfig")
+_PG_SIMPLE: ColumnClause[Any] = literal_column("'simple'::regconfig")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +54,21 @@ class Filter:
 
 
 @dataclass(frozen=True, slots=True)
+class EntryView:
+    """What a search returns of an entry."""
+
+    external_id: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    id: int
+    score: float | None
+    entry: EntryView
+
+
+@dataclass(frozen=True, slots=True)
 class Upserted:
     id: int
     created: bool
@@ -60,6 +79,7 @@ class DirectoryRepository:
         self._uow = uow
         self._account = uow.account.id
         self._directory = directory
+        self._scope_token = scope_token(self._account, directory)
 
     # --- writes ---------------------------------------------------------------------------
 
@@ -67,7 +87,7 @@ class DirectoryRepository:
         self, rows: Sequence[EntryRow], embeddings: Sequence[bytes | None], *, now: datetime
     ) -> list[Upserted]:
         """Insert or update ``rows`` by external id (one statement per batch), then replace
-        their filter values. The database decides what exists: no read first."""
+        their number fields. The database decides what exists: no read first."""
         session = self._uow.session
         insert = (postgresql if self._uow.dialect == "postgresql" else sqlite).insert(ENTRIES)
         statement = insert.on_conflict_do_update(
@@ -75,10 +95,11 @@ class DirectoryRepository:
             set_={
                 "data": insert.excluded.data,
                 "search_text": insert.excluded.search_text,
+                "facet_text": insert.excluded.facet_text,
                 "embedding": insert.excluded.embedding,
                 "updated_at": insert.excluded.updated_at,
             },
-        ).returning(ENTRIES.c.id, ENTRIES.c.created_at, sort_by_parameter_order=True)
+        )
         params = [
             {
                 "account_id": self._account,
@@ -86,33 +107,35 @@ class DirectoryRepository:
                 "external_id": row.external_id,
                 "data": row.data,
                 "search_text": row.search_text,
+                "facet_text": self._facet_text(row),
                 "embedding": blob,
                 "created_at": now,
                 "updated_at": now,
             }
             for row, blob in zip(rows, embeddings, strict=True)
         ]
-        result = await session.execute(statement, params)
-        upserted = [Upserted(id=r.id, created=r.created_at == now) for r in result]
+        # executemany without RETURNING: an upsert cannot keep RETURNING rows in parameter order
+        # on SQLite, and SQLAlchemy would then send one statement per row.
+        await session.execute(statement, params)
+        found = await session.execute(
+            select(ENTRIES.c.id, ENTRIES.c.external_id, ENTRIES.c.created_at).where(
+                *self._scoped(), ENTRIES.c.external_id.in_([row.external_id for row in rows])
+            )
+        )
+        written = {r.external_id: Upserted(id=r.id, created=r.created_at == now) for r in found}
+        upserted = [written[row.external_id] for row in rows]
         updated = [u.id for u in upserted if not u.created]
         for start in range(0, len(updated), _CHUNK):
             await session.execute(
-                delete(VALUES).where(VALUES.c.entry_id.in_(updated[start : start + _CHUNK]))
+                delete(NUMBERS).where(NUMBERS.c.entry_id.in_(updated[start : start + _CHUNK]))
             )
-        values = [
-            {
-                "entry_id": done.id,
-                "account_id": self._account,
-                "directory": self._directory,
-                "field": value.field,
-                "kw": value.kw,
-                "num": value.num,
-            }
+        numbers = [
+            {"entry_id": done.id, "field": field, "num": value}
             for done, row in zip(upserted, rows, strict=True)
-            for value in row.values
+            for field, value in row.numbers
         ]
-        if values:
-            await session.execute(VALUES.insert(), values)
+        if numbers:
+            await session.execute(NUMBERS.insert(), numbers)
         return upserted
 
     async def delete(self, external_id: str) -> bool:
@@ -135,17 +158,15 @@ class DirectoryRepository:
         )
         return result.scalar_one_or_none()
 
-    async def by_ids(self, ids: Sequence[int]) -> dict[int, DirectoryEntry]:
+    async def by_ids(self, ids: Sequence[int]) -> dict[int, EntryView]:
         if not ids:
             return {}
         result = await self._uow.session.execute(
-            select(DirectoryEntry).where(
-                DirectoryEntry.account_id == self._account,
-                DirectoryEntry.directory == self._directory,
-                DirectoryEntry.id.in_(list(ids)),
+            select(ENTRIES.c.id, ENTRIES.c.external_id, ENTRIES.c.data).where(
+                *self._scoped(), ENTRIES.c.id.in_(list(ids))
             )
         )
-        return {entry.id: entry for entry in result.scalars()}
+        return {row.id: EntryView(row.external_id, row.data) for row in result}
 
     async def count(self) -> int:
         result = await self._uow.session.execute(
@@ -153,48 +174,82 @@ class DirectoryRepository:
         )
         return int(result.scalar_one())
 
-    async def text_ranked(
-        self, terms: Sequence[str], filters: Sequence[Filter], *, limit: int, offset: int
-    ) -> list[tuple[int, float]]:
-        """Entry ids best match first, with a score where higher is better."""
-        statement = self.text_statement(terms, filters).limit(limit).offset(offset)
-        result = await self._uow.session.execute(statement)
-        return [(row.id, float(row.score)) for row in result]
-
-    def text_statement(self, terms: Sequence[str], filters: Sequence[Filter]) -> Select[Any]:
-        if self._uow.dialect == "postgresql":
-            query = func.to_tsquery(_PG_CONFIG, " | ".join(terms))
-            score = func.ts_rank_cd(_PG_VECTOR, query)
-            return (
-                select(ENTRIES.c.id, score.label("score"))
-                .where(*self._scoped(), _PG_VECTOR.op("@@")(query), *self._filters(filters))
-                .order_by(score.desc(), ENTRIES.c.id)
-            )
-        match = " OR ".join(f'"{term}"' for term in terms)
-        rank = func.bm25(_FTS_NAME)  # lower is better
-        return (
-            select(ENTRIES.c.id, (-rank).label("score"))
-            .select_from(_FTS.join(ENTRIES, ENTRIES.c.id == _FTS.c.rowid))
-            .where(_FTS_NAME.op("MATCH")(match), *self._scoped(), *self._filters(filters))
-            .order_by(rank, ENTRIES.c.id)
+    async def matching(
+        self,
+        terms: Sequence[str],
+        filters: Sequence[Filter],
+        *,
+        limit: int,
+        offset: int,
+    ) -> list[Match]:
+        """Entries matching ``filters`` (and any of ``terms``): best match first with a score
+        where higher is better, or without terms in import order with no score."""
+        statement = (
+            self.search_statement(terms, filters)
+            .add_columns(ENTRIES.c.external_id, ENTRIES.c.data)
+            .limit(limit)
+            .offset(offset)
         )
+        result = await self._uow.session.execute(statement)
+        return [
+            Match(
+                row.id,
+                None if row.score is None else float(row.score),
+                EntryView(row.external_id, row.data),
+            )
+            for row in result
+        ]
 
-    async def filtered(self, filters: Sequence[Filter], *, limit: int, offset: int) -> list[int]:
-        """Entry ids matching ``filters``, by external id."""
-        statement = self.filter_statement(filters).limit(limit).offset(offset)
-        return list((await self._uow.session.execute(statement)).scalars())
-
-    def filter_statement(self, filters: Sequence[Filter]) -> Select[Any]:
+    def search_statement(self, terms: Sequence[str], filters: Sequence[Filter]) -> Select[Any]:
+        numbers = self._number_filters(filters)
+        facets = [f for f in filters if f.values]
+        if self._uow.dialect == "postgresql":
+            query = func.to_tsquery(
+                _PG_SIMPLE, self._facet_query(facets, any_of=" | ", all_of=" & ")
+            )
+            if terms:
+                words = func.to_tsquery(_PG_ENGLISH, " | ".join(terms))
+                score = func.ts_rank_cd(_PG_VECTOR, words)
+                return (
+                    select(ENTRIES.c.id, score.label("score"))
+                    .where(*self._scoped(), _PG_VECTOR.op("@@")(words.op("&&")(query)), *numbers)
+                    .order_by(score.desc(), ENTRIES.c.id)
+                )
+            return (
+                select(ENTRIES.c.id, null().label("score"))
+                .where(*self._scoped(), _PG_VECTOR.op("@@")(query), *numbers)
+                .order_by(ENTRIES.c.id)
+            )
+        match = f"facet_text : ({self._facet_query(facets, any_of=' OR ', all_of=' AND ')})"
+        joined = _FTS.join(ENTRIES, ENTRIES.c.id == _FTS.c.rowid)
+        if terms:
+            phrase = " OR ".join(f'"{term}"' for term in terms)
+            rank = func.bm25(_FTS_NAME, 1.0, 0.0)  # lower is better; facets weigh nothing
+            return (
+                select(ENTRIES.c.id, (-rank).label("score"))
+                .select_from(joined)
+                .where(
+                    _FTS_NAME.op("MATCH")(f"search_text : ({phrase}) AND {match}"),
+                    *self._scoped(),
+                    *numbers,
+                )
+                .order_by(rank, ENTRIES.c.id)
+            )
         return (
-            select(ENTRIES.c.id)
-            .where(*self._scoped(), *self._filters(filters))
-            .order_by(ENTRIES.c.external_id)
+            select(ENTRIES.c.id, null().label("score"))
+            .select_from(joined)
+            .where(_FTS_NAME.op("MATCH")(match), *self._scoped(), *numbers)
+            .order_by(_FTS.c.rowid)
         )
 
     async def vectors(self, filters: Sequence[Filter]) -> list[tuple[int, bytes]]:
+        """The embeddings of the entries matching ``filters``."""
+        matching = self.search_statement([], filters).with_only_columns(ENTRIES.c.id)
         result = await self._uow.session.execute(
             select(ENTRIES.c.id, ENTRIES.c.embedding).where(
-                *self._scoped(), ENTRIES.c.embedding.is_not(None), *self._filters(filters)
+                *self._scoped(),
+                ENTRIES.c.embedding.is_not(None),
+                ENTRIES.c.id.in_(matching.order_by(None)),
             )
         )
         return [(row.id, row.embedding) for row in result]
@@ -204,20 +259,34 @@ class DirectoryRepository:
     def _scoped(self) -> list[ColumnElement[bool]]:
         return [ENTRIES.c.account_id == self._account, ENTRIES.c.directory == self._directory]
 
-    def _filters(self, filters: Sequence[Filter]) -> list[ColumnElement[bool]]:
+    def _facet_text(self, row: EntryRow) -> str:
+        tokens = [facet_token(self._scope_token, field, value) for field, value in row.facets]
+        return " ".join((self._scope_token, *tokens))
+
+    def _facet_query(self, facets: Sequence[Filter], *, any_of: str, all_of: str) -> str:
+        """Per filter, any of its values' tokens; the scope token when there is no filter.
+        Tokens are digits: no quoting or escaping can be needed."""
+        groups = [] if facets else [f'"{self._scope_token}"']
+        for item in facets:
+            tokens = any_of.join(
+                f'"{facet_token(self._scope_token, item.field, v)}"' for v in item.values
+            )
+            groups.append(f"({tokens})")
+        query = all_of.join(groups)
+        return query.replace('"', "") if any_of == " | " else query
+
+    def _number_filters(self, filters: Sequence[Filter]) -> list[ColumnElement[bool]]:
         clauses: list[ColumnElement[bool]] = []
         for item in filters:
-            conditions: list[ColumnElement[bool]] = [
-                VALUES.c.account_id == self._account,
-                VALUES.c.directory == self._directory,
-                VALUES.c.field == item.field,
-            ]
             if item.values:
-                conditions.append(VALUES.c.kw.in_(item.values))
-            else:
-                if item.low is not None:
-                    conditions.append(VALUES.c.num >= item.low)
-                if item.high is not None:
-                    conditions.append(VALUES.c.num <= item.high)
-            clauses.append(ENTRIES.c.id.in_(select(VALUES.c.entry_id).where(*conditions)))
+                continue
+            conditions: list[ColumnElement[bool]] = [
+                NUMBERS.c.entry_id == ENTRIES.c.id,
+                NUMBERS.c.field == item.field,
+            ]
+            if item.low is not None:
+                conditions.append(NUMBERS.c.num >= item.low)
+            if item.high is not None:
+                conditions.append(NUMBERS.c.num <= item.high)
+            clauses.append(exists().where(*conditions))
         return clauses

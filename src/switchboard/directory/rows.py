@@ -28,20 +28,15 @@ _FALSE = {"false", "no", "0", "n", "f"}
 
 
 @dataclass(frozen=True, slots=True)
-class FilterValue:
-    field: str
-    kw: str | None = None
-    num: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class EntryRow:
-    """A valid entry: normalised data, the text indexed for search, the filter values."""
+    """A valid entry: normalised data, the text indexed for search, its facet tokens (keyword,
+    list and bool values) and its number fields."""
 
     external_id: str
     data: dict[str, Any]
     search_text: str
-    values: tuple[FilterValue, ...]
+    facets: tuple[tuple[str, str], ...]  # (field, case-folded value) of every filterable value
+    numbers: tuple[tuple[str, float], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +121,12 @@ def build_entry(
         external_id=external_id,
         data=data,
         search_text=search_text(config, data),
-        values=tuple(_filter_values(config, data)),
+        facets=tuple(dict.fromkeys(_facets(config, data))),
+        numbers=tuple(
+            (name, float(data[name]))
+            for name, spec in config.fields.items()
+            if spec.type == "number" and spec.is_filterable and name in data
+        ),
     )
 
 
@@ -191,20 +191,18 @@ def search_text(config: DirectoryConfig, data: Mapping[str, Any]) -> str:
     return "\n".join(part for part in parts if part)
 
 
-def _filter_values(config: DirectoryConfig, data: Mapping[str, Any]) -> Iterator[FilterValue]:
+def _facets(config: DirectoryConfig, data: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
     for name, spec in config.fields.items():
-        if not spec.is_filterable or name not in data:
+        if not spec.is_filterable or name not in data or spec.type == "number":
             continue
         value = data[name]
-        if spec.type == "number":
-            yield FilterValue(name, num=float(value))
-        elif spec.type == "bool":
-            yield FilterValue(name, kw="true" if value else "false")
+        if spec.type == "bool":
+            yield name, "true" if value else "false"
         elif spec.type == "list":
             for item in value:
-                yield FilterValue(name, kw=normalize_key(item)[:MAX_KEYWORD])
+                yield name, normalize_key(item)
         else:
-            yield FilterValue(name, kw=normalize_key(value)[:MAX_KEYWORD])
+            yield name, normalize_key(value)
 
 
 # --- files -------------------------------------------------------------------------------

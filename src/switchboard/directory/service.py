@@ -9,13 +9,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from sqlalchemy import text
 
 from switchboard.db.base import utcnow
 from switchboard.db.uow import AccountScope, UnitOfWork, UnitOfWorkFactory
 from switchboard.directory.config import DirectoryConfig
 from switchboard.directory.embedding import Embedder, from_blobs, to_blob
 from switchboard.directory.models import DirectoryEntry
-from switchboard.directory.repository import DirectoryRepository, Filter
+from switchboard.directory.repository import DirectoryRepository, EntryView, Filter
 from switchboard.directory.rows import (
     EntryRow,
     InvalidEntry,
@@ -28,6 +29,7 @@ from switchboard.pagination import decode_int_cursor, encode_cursor
 from switchboard.registry.service import account_config_in
 
 IMPORT_BATCH = 1000
+ANALYZE_AFTER = 1000  # rows: refresh the planner's statistics after a bulk import
 EMBED_BATCH = 256
 MAX_SEARCH_DEPTH = 1000  # ranked results past this are not paged to
 CANDIDATES = 200  # per ranking, for hybrid fusion
@@ -44,7 +46,7 @@ class ImportResult:
 
 @dataclass(frozen=True, slots=True)
 class SearchHit:
-    entry: DirectoryEntry
+    entry: EntryView
     score: float | None
 
 
@@ -73,6 +75,22 @@ async def _schema_in(u: UnitOfWork, directory: str) -> DirectoryConfig:
     if config is None:
         raise directory_not_found(directory, directories)
     return config
+
+
+async def _analyze(u: UnitOfWork) -> None:
+    """Planner statistics after a bulk load (autovacuum would get there, minutes later)."""
+    if u.dialect == "postgresql":
+        await u.session.execute(text("ANALYZE directory_entries, directory_numbers"))
+    else:
+        await u.session.execute(text("PRAGMA optimize"))
+    await u.commit()
+
+
+def _paged(hits: list[SearchHit], mode: str, offset: int, limit: int) -> SearchPage:
+    """The first ``limit`` of ``hits`` (fetched one more than asked, to know if there is more)."""
+    more = len(hits) > limit and offset + limit < MAX_SEARCH_DEPTH
+    next_cursor = encode_cursor(str(offset + limit)) if more else None
+    return SearchPage(hits=hits[:limit], mode=mode, next_cursor=next_cursor)
 
 
 class DirectoryService:
@@ -127,7 +145,10 @@ class DirectoryService:
             embedded = sum(1 for blob in blobs if blob is not None)
             return ImportResult(len(rows), created, len(rows) - created, embedded)
 
-        return await self._uow.run(op, scope=scope)
+        result = await self._uow.run(op, scope=scope)
+        if len(rows) >= ANALYZE_AFTER:
+            await self._uow.run(_analyze, scope=scope)
+        return result
 
     async def put_entry(
         self, scope: AccountScope, directory: str, external_id: str, fields: Mapping[str, Any]
@@ -205,12 +226,10 @@ class DirectoryService:
             if chosen in ("semantic", "hybrid"):
                 return chosen, parsed, None  # the query is embedded outside the transaction
             repository = DirectoryRepository(u, directory)
-            if chosen == "text":
-                ranked = await repository.text_ranked(terms, parsed, limit=limit + 1, offset=offset)
-            else:
-                ids = await repository.filtered(parsed, limit=limit + 1, offset=offset)
-                ranked = [(entry_id, None) for entry_id in ids]  # type: ignore[misc]
-            return chosen, parsed, await self._page(repository, ranked, chosen, offset, limit)
+            words = terms if chosen == "text" else []
+            found = await repository.matching(words, parsed, limit=limit + 1, offset=offset)
+            hits = [SearchHit(match.entry, match.score) for match in found]
+            return chosen, parsed, _paged(hits, chosen, offset, limit)
 
         chosen, parsed, page = await self._uow.run(plan, scope=scope, write=False)
         if page is not None:
@@ -225,11 +244,11 @@ class DirectoryService:
             if chosen == "semantic":
                 return await self._page(repository, semantic[offset:], chosen, offset, limit)
             text = (
-                await repository.text_ranked(terms, parsed, limit=max(depth, CANDIDATES), offset=0)
+                await repository.matching(terms, parsed, limit=max(depth, CANDIDATES), offset=0)
                 if terms
                 else []
             )
-            fused = fuse([[i for i, _ in text], [i for i, _ in semantic[:CANDIDATES]]])
+            fused = fuse([[m.id for m in text], [i for i, _ in semantic[:CANDIDATES]]])
             return await self._page(repository, fused[offset:], chosen, offset, limit)
 
         return await self._uow.run(ranked_search, scope=scope, write=False)
@@ -289,12 +308,10 @@ class DirectoryService:
         offset: int,
         limit: int,
     ) -> SearchPage:
-        more = len(ranked) > limit and offset + limit < MAX_SEARCH_DEPTH
-        ranked = ranked[:limit]
+        ranked = ranked[: limit + 1]
         entries = await repository.by_ids([entry_id for entry_id, _ in ranked])
         hits = [SearchHit(entries[i], score) for i, score in ranked if i in entries]
-        next_cursor = encode_cursor(str(offset + limit)) if more else None
-        return SearchPage(hits=hits, mode=mode, next_cursor=next_cursor)
+        return _paged(hits, mode, offset, limit)
 
     async def _embed_rows(
         self, config: DirectoryConfig, rows: Sequence[EntryRow], progress: Progress | None

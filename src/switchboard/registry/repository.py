@@ -155,6 +155,16 @@ class ConfigLayerRepository:
         """The global and account layers (what a new agent of the account inherits)."""
         return await self._by_keys([layer_key(), layer_key(account_id=account_id)])
 
+    async def account_versions(self, account_id: uuid.UUID) -> list[tuple[str, object, str]]:
+        """(key, updated_at, source) of the global and account layers: a cheap version check
+        before :meth:`for_account` (no JSON decoded, no objects built)."""
+        result = await self._uow.session.execute(
+            select(ConfigLayer.key, ConfigLayer.updated_at, ConfigLayer.source)
+            .where(ConfigLayer.key.in_([layer_key(), layer_key(account_id=account_id)]))
+            .order_by(ConfigLayer.key)
+        )
+        return [(row.key, row.updated_at, row.source) for row in result]
+
     async def _by_keys(self, keys: list[str]) -> dict[str, ConfigLayer]:
         result = await self._uow.session.execute(
             select(ConfigLayer).where(ConfigLayer.key.in_(keys))

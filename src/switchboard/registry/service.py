@@ -53,13 +53,27 @@ def cascade_layers(
     return layers
 
 
+# Merging and validating a cascade costs ~1 ms; the result is a pure function of the stored
+# layers, which change only through ConfigLayerRepository.put (which bumps updated_at).
+_ACCOUNT_CONFIGS: dict[tuple[object, ...], EffectiveConfig] = {}
+_ACCOUNT_CONFIGS_MAX = 1000
+
+
 async def account_config_in(u: UnitOfWork) -> EffectiveConfig:
     """The account's config (defaults → global → account) read in the unit of work ``u``."""
-    stored = await ConfigLayerRepository(u).for_account(u.account.id)
+    layers = ConfigLayerRepository(u)
+    version = (u.account.id, *await layers.account_versions(u.account.id))
+    config = _ACCOUNT_CONFIGS.get(version)
+    if config is not None:
+        return config
+    stored = await layers.for_account(u.account.id)
     merged = cascade.merge(cascade_layers(stored, u.account, agent=None, fields={}, overrides={}))
     config, problems = cascade.validate(merged)
     if config is None:
         raise invalid_config(problems)
+    if len(_ACCOUNT_CONFIGS) >= _ACCOUNT_CONFIGS_MAX:
+        _ACCOUNT_CONFIGS.clear()
+    _ACCOUNT_CONFIGS[version] = config
     return config
 
 
