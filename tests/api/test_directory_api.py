@@ -16,6 +16,7 @@ from switchboard.bootstrap import Container
 from switchboard.db.uow import AccountScope
 from switchboard.directory.rows import LIST_SEPARATOR
 from switchboard.directory.synthetic import locations, practitioners
+from switchboard.directory.tools import get_directory_entry, search_directory
 from switchboard.settings import Settings
 from tests.conftest import ADMIN, make_settings, new_account, serving
 from tests.directories import set_directories
@@ -322,8 +323,6 @@ async def test_tools_never_return_another_accounts_entries(env: Env) -> None:
     assert "Secret" not in reply.replace("Dr. Secret cardiology Hidden", "")
     assert "Hidden" not in reply.replace("Dr. Secret cardiology Hidden", "")
 
-    from switchboard.directory.tools import get_directory_entry, search_directory
-
     context = _tool_context(env.container, mine.scope)
     found = await search_directory(context, "practitioners", "secret hidden cardiology")
     assert "[public]" in found
@@ -416,3 +415,34 @@ async def test_admin_reaches_any_account(env: Env) -> None:
     tenant = await env.tenant(records=0)
     response = await env.http.get(tenant.url(""), headers=ADMIN)
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        '"',
+        "'; DROP TABLE directory_entries; --",
+        "cardiology OR seattle",
+        "NEAR(a b)",
+        "spec* col:val {x} ^y",
+        "x -y & z | !w <-> v",
+        "café São Paulo Ørsted",
+        "心脏科 医生",
+        "🫀 doctor",
+        "a_b c_d",
+        "\u0000\u0001",
+        " ",
+        "the and of who",
+    ],
+)
+async def test_any_query_text_is_safe(env: Env, query: str) -> None:
+    tenant = await env.tenant(records=50)
+    for params in ({"q": query}, {"q": query, "filter.city": "Seattle"}):
+        response = await env.http.get(
+            tenant.url("/practitioners/search"), params=params, headers=tenant.headers
+        )
+        assert response.status_code == 200, response.text
+    tool = await search_directory(
+        _tool_context(env.container, tenant.scope), "practitioners", query
+    )
+    assert not tool.startswith("ERROR"), tool

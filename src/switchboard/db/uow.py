@@ -113,6 +113,7 @@ class UnitOfWorkFactory:
         # here (instead of inside SQLite's busy handler) keeps the tail latency low.
         self._sqlite_writer = asyncio.Lock() if self._is_sqlite else None
         self._lock_timeout_s = lock_timeout_s
+        self.dialect = engine.dialect.name
 
     @asynccontextmanager
     async def __call__(

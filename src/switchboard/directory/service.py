@@ -78,11 +78,10 @@ async def _schema_in(u: UnitOfWork, directory: str) -> DirectoryConfig:
 
 
 async def _analyze(u: UnitOfWork) -> None:
-    """Planner statistics after a bulk load (autovacuum would get there, minutes later)."""
-    if u.dialect == "postgresql":
-        await u.session.execute(text("ANALYZE directory_entries, directory_numbers"))
-    else:
-        await u.session.execute(text("PRAGMA optimize"))
+    """PostgreSQL's planner statistics after a bulk load (autovacuum gets there minutes later;
+    meanwhile the planner took the fresh tables for empty). SQLite's FTS5 queries do not need
+    them."""
+    await u.session.execute(text("ANALYZE directory_entries, directory_numbers"))
     await u.commit()
 
 
@@ -146,7 +145,7 @@ class DirectoryService:
             return ImportResult(len(rows), created, len(rows) - created, embedded)
 
         result = await self._uow.run(op, scope=scope)
-        if len(rows) >= ANALYZE_AFTER:
+        if len(rows) >= ANALYZE_AFTER and self._uow.dialect == "postgresql":
             await self._uow.run(_analyze, scope=scope)
         return result
 
