@@ -114,15 +114,13 @@ class DirectoryRepository:
             }
             for row, blob in zip(rows, embeddings, strict=True)
         ]
-        # executemany without RETURNING: an upsert cannot keep RETURNING rows in parameter order
-        # on SQLite, and SQLAlchemy would then send one statement per row.
-        await session.execute(statement, params)
-        found = await session.execute(
-            select(ENTRIES.c.id, ENTRIES.c.external_id, ENTRIES.c.created_at).where(
-                *self._scoped(), ENTRIES.c.external_id.in_([row.external_id for row in rows])
-            )
+        # RETURNING rows come in no particular order (asking for parameter order makes
+        # SQLAlchemy send an SQLite upsert one row per statement): match them by external id.
+        returned = await session.execute(
+            statement.returning(ENTRIES.c.id, ENTRIES.c.external_id, ENTRIES.c.created_at),
+            params,
         )
-        written = {r.external_id: Upserted(id=r.id, created=r.created_at == now) for r in found}
+        written = {r.external_id: Upserted(id=r.id, created=r.created_at == now) for r in returned}
         upserted = [written[row.external_id] for row in rows]
         updated = [u.id for u in upserted if not u.created]
         for start in range(0, len(updated), _CHUNK):
@@ -230,7 +228,7 @@ class DirectoryRepository:
                 .select_from(joined)
                 .where(
                     _FTS_NAME.op("MATCH")(f"search_text : ({phrase}) AND {match}"),
-                    *self._scoped(),
+                    *self._rechecked(),
                     *numbers,
                 )
                 .order_by(rank, ENTRIES.c.id)
@@ -238,26 +236,36 @@ class DirectoryRepository:
         return (
             select(ENTRIES.c.id, null().label("score"))
             .select_from(joined)
-            .where(_FTS_NAME.op("MATCH")(match), *self._scoped(), *numbers)
+            .where(_FTS_NAME.op("MATCH")(match), *self._rechecked(), *numbers)
             .order_by(_FTS.c.rowid)
         )
 
     async def vectors(self, filters: Sequence[Filter]) -> list[tuple[int, bytes]]:
-        """The embeddings of the entries matching ``filters``."""
-        matching = self.search_statement([], filters).with_only_columns(ENTRIES.c.id)
-        result = await self._uow.session.execute(
-            select(ENTRIES.c.id, ENTRIES.c.embedding).where(
-                *self._scoped(),
-                ENTRIES.c.embedding.is_not(None),
-                ENTRIES.c.id.in_(matching.order_by(None)),
-            )
+        """The embeddings of the entries matching ``filters`` (found through the index)."""
+        statement = (
+            self.search_statement([], filters)
+            .with_only_columns(ENTRIES.c.id, ENTRIES.c.embedding)
+            .where(ENTRIES.c.embedding.is_not(None))
+            .order_by(None)
         )
+        result = await self._uow.session.execute(statement)
         return [(row.id, row.embedding) for row in result]
 
     # --- helpers --------------------------------------------------------------------------
 
     def _scoped(self) -> list[ColumnElement[bool]]:
         return [ENTRIES.c.account_id == self._account, ENTRIES.c.directory == self._directory]
+
+    def _rechecked(self) -> list[ColumnElement[bool]]:
+        """Account and directory, checked on each row the FTS5 index returns. The unary ``+``
+        keeps SQLite from driving the query from the (account, directory) index and running
+        the full-text match once per entry of the directory instead of once."""
+        return [
+            literal_column("+directory_entries.account_id", ENTRIES.c.account_id.type)
+            == self._account,
+            literal_column("+directory_entries.directory", ENTRIES.c.directory.type)
+            == self._directory,
+        ]
 
     def _facet_text(self, row: EntryRow) -> str:
         tokens = [facet_token(self._scope_token, field, value) for field, value in row.facets]
