@@ -161,7 +161,7 @@ class DirectoryRepository:
             return {}
         result = await self._uow.session.execute(
             select(ENTRIES.c.id, ENTRIES.c.external_id, ENTRIES.c.data).where(
-                *self._scoped(), ENTRIES.c.id.in_(list(ids))
+                *self._rechecked(), ENTRIES.c.id.in_(list(ids))
             )
         )
         return {row.id: EntryView(row.external_id, row.data) for row in result}
@@ -182,20 +182,15 @@ class DirectoryRepository:
     ) -> list[Match]:
         """Entries matching ``filters`` (and any of ``terms``): best match first with a score
         where higher is better, or without terms in import order with no score."""
-        statement = (
-            self.search_statement(terms, filters)
-            .add_columns(ENTRIES.c.external_id, ENTRIES.c.data)
-            .limit(limit)
-            .offset(offset)
-        )
-        result = await self._uow.session.execute(statement)
+        # Rank ids first, then read the entries of the page only: sorting every match with its
+        # data costs more than the search itself on large result sets.
+        statement = self.search_statement(terms, filters).limit(limit).offset(offset)
+        ranked = (await self._uow.session.execute(statement)).all()
+        entries = await self.by_ids([row.id for row in ranked])
         return [
-            Match(
-                row.id,
-                None if row.score is None else float(row.score),
-                EntryView(row.external_id, row.data),
-            )
-            for row in result
+            Match(row.id, None if row.score is None else float(row.score), entries[row.id])
+            for row in ranked
+            if row.id in entries
         ]
 
     def search_statement(self, terms: Sequence[str], filters: Sequence[Filter]) -> Select[Any]:
@@ -257,9 +252,12 @@ class DirectoryRepository:
         return [ENTRIES.c.account_id == self._account, ENTRIES.c.directory == self._directory]
 
     def _rechecked(self) -> list[ColumnElement[bool]]:
-        """Account and directory, checked on each row the FTS5 index returns. The unary ``+``
-        keeps SQLite from driving the query from the (account, directory) index and running
-        the full-text match once per entry of the directory instead of once."""
+        """Account and directory, checked on each row found by the FTS5 index or by id. The
+        unary ``+`` keeps SQLite from driving the query from the (account, directory) index —
+        running the full-text match once per entry of the directory, or scanning it for a
+        handful of ids."""
+        if self._uow.dialect == "postgresql":
+            return self._scoped()
         return [
             literal_column("+directory_entries.account_id", ENTRIES.c.account_id.type)
             == self._account,
