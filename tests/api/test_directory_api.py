@@ -138,6 +138,10 @@ async def test_import_csv_and_jsonl_then_read_search_and_delete(env: Env) -> Non
     assert records[0]["id"] in [item["id"] for item in found.json()["items"]]
     assert all(item["data"]["city"] == city for item in found.json()["items"])
 
+    reindexed = await env.http.post(tenant.url("/practitioners:reindex"), headers=tenant.headers)
+    assert reindexed.status_code == 200, reindexed.text
+    assert reindexed.json()["updated"] == 30
+
     deleted = await env.http.delete(
         tenant.url(f"/practitioners/entries/{records[0]['id']}"), headers=tenant.headers
     )
@@ -276,6 +280,7 @@ async def test_no_endpoint_reaches_another_accounts_entries(env: Env) -> None:
         ("get", "/practitioners/search", {"params": {"q": "Theirs-ville"}}),
         ("get", "/practitioners", {}),
         ("get", "", {}),
+        ("post", "/practitioners:reindex", {}),
         ("post", "/practitioners/entries:import", {"content": b'{"id":"shared-id","name":"x","specialty":"y"}\n', "headers": NDJSON}),
     ]  # fmt: skip
     for method, path, kwargs in requests:

@@ -28,6 +28,7 @@ def test_every_command_has_help() -> None:
         ["directory", "import", "--help"],
         ["directory", "search", "--help"],
         ["directory", "sample", "--help"],
+        ["directory", "reindex", "--help"],
     ):
         result = runner.invoke(app, args)
         assert result.exit_code == 0, (args, result.output)

@@ -434,3 +434,47 @@ async def test_seed_fills_the_demo_directory_once(container: Container) -> None:
     assert "specialty: Cardiology" in top
     assert "city: Seattle" in top
     assert "Medicare" in top
+
+
+async def test_reindex_applies_a_changed_schema_all_or_nothing(
+    container: Container, account: AccountScope
+) -> None:
+    from switchboard.directory.synthetic import PRACTITIONERS
+
+    quiet_city = {
+        **PRACTITIONERS,
+        "semantic": False,
+        "fields": {**PRACTITIONERS["fields"], "city": {"type": "keyword"}},
+    }
+    await set_directories(container, account, {"practitioners": quiet_city})
+    await load(container, account, "practitioners", practitioners(200))
+    seattle = {r["id"] for r in practitioners(200) if r["city"] == "Seattle"}
+
+    async def by_text() -> set[str]:
+        page = await container.directories.search(
+            account, "practitioners", query="Seattle", mode="text", limit=100
+        )
+        return {hit.entry.external_id for hit in page.hits if hit.entry.data["city"] == "Seattle"}
+
+    bios_only = await by_text()  # bios mention the city; the city field is not searchable yet
+    loud_city = {**quiet_city, "fields": {**quiet_city["fields"], "city": {"type": "keyword", "searchable": True, "filterable": False}}}  # fmt: skip
+    await set_directories(container, account, {"practitioners": loud_city})
+    result = await container.directories.reindex(account, "practitioners")
+    assert (result.total, result.created, result.updated) == (200, 0, 200)
+    assert await by_text() == seattle >= bios_only
+    with pytest.raises(InvalidRequest) as caught:  # city is not filterable any more
+        await container.directories.search(account, "practitioners", filters={"city": ["x"]})
+    assert caught.value.code == "INVALID_FILTER"
+
+    stricter = {**loud_city, "fields": {**loud_city["fields"], "board_id": {"type": "keyword", "required": True}}}  # fmt: skip
+    await set_directories(container, account, {"practitioners": stricter})
+    with pytest.raises(InvalidRequest) as refused:
+        await container.directories.reindex(account, "practitioners")
+    assert refused.value.code == "INVALID_ENTRIES"
+    assert refused.value.details["total_problems"] == 200
+    assert refused.value.details["problems"][0] == {
+        "row": 1,
+        "field": "board_id",
+        "message": "required",
+    }
+    assert await by_text() == seattle  # unchanged

@@ -79,6 +79,32 @@ def import_file(
     )
 
 
+@app.command("reindex")
+def reindex(
+    account: str = typer.Argument(..., help="Account slug."),
+    directory: str = typer.Argument(..., help="Directory name."),
+) -> None:
+    """Rebuild every entry's index (search text, filters, embedding) with the directory's
+    current schema, after changing its fields. All or nothing."""
+
+    async def op(c: Container) -> ImportResult:
+        found = await c.tenancy.get_account(account)
+        tasks: dict[str, Any] = {}
+        with _progress() as progress:
+
+            def report(stage: str, done: int, total: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = progress.add_task(stage, total=total)
+                progress.update(tasks[stage], completed=done)
+
+            return await c.directories.reindex(
+                AccountScope(found.id, found.slug), directory, progress=report
+            )
+
+    result = run_with_container(op)
+    console.print(f"reindexed {result.total} entries of {account}/{directory}")
+
+
 def _progress() -> Progress:
     return Progress(
         TextColumn("{task.description:>9}"),

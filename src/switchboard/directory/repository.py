@@ -166,6 +166,15 @@ class DirectoryRepository:
         )
         return {row.id: EntryView(row.external_id, row.data) for row in result}
 
+    async def all_entries(self) -> list[EntryView]:
+        """Every entry of the directory, in import order (for a reindex)."""
+        result = await self._uow.session.execute(
+            select(ENTRIES.c.external_id, ENTRIES.c.data)
+            .where(*self._scoped())
+            .order_by(ENTRIES.c.id)
+        )
+        return [EntryView(row.external_id, row.data) for row in result]
+
     async def count(self) -> int:
         result = await self._uow.session.execute(
             select(func.count()).select_from(ENTRIES).where(*self._scoped())

@@ -95,6 +95,22 @@ async def import_entries(
     )
 
 
+@router.post(
+    "/{directory}:reindex",
+    response_model=ImportOut,
+    summary="Re-index every entry with the directory's current schema (after a schema change)",
+)
+async def reindex(directory: DirectoryParam, scope: ScopeDep, container: ContainerDep) -> ImportOut:
+    result = await container.directories.reindex(scope, directory)
+    return ImportOut(
+        directory=directory,
+        total=result.total,
+        created=result.created,
+        updated=result.updated,
+        embedded=result.embedded,
+    )
+
+
 def _parse(
     config: DirectoryConfig, directory: str, body: bytes, file_format: FileFormat
 ) -> list[EntryRow]:

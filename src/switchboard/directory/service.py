@@ -22,6 +22,7 @@ from switchboard.directory.rows import (
     InvalidEntry,
     build_entry,
     validate_external_id,
+    validate_rows,
 )
 from switchboard.directory.search import SearchMode, fuse, parse_filters, query_terms
 from switchboard.errors import InvalidRequest, NotFound
@@ -148,6 +149,28 @@ class DirectoryService:
         if len(rows) >= ANALYZE_AFTER and self._uow.dialect == "postgresql":
             await self._uow.run(_analyze, scope=scope)
         return result
+
+    async def reindex(
+        self, scope: AccountScope, directory: str, *, progress: Progress | None = None
+    ) -> ImportResult:
+        """Rebuild every entry's search text, filter tokens, numbers and embedding from its
+        stored data with the directory's current schema — after the schema changed. All or
+        nothing: entries that no longer fit the schema are listed (row = position in import
+        order, with the entry's id) and nothing changes."""
+
+        async def read(u: UnitOfWork) -> tuple[DirectoryConfig, list[EntryView]]:
+            config = await _schema_in(u, directory)
+            return config, await DirectoryRepository(u, directory).all_entries()
+
+        config, entries = await self._uow.run(read, scope=scope, write=False)
+        if not entries:
+            return ImportResult(0, 0, 0, 0)
+        records = (
+            (number, {"id": entry.external_id, **entry.data})
+            for number, entry in enumerate(entries, start=1)
+        )
+        rows = await asyncio.to_thread(validate_rows, config, directory, records)
+        return await self.import_entries(scope, directory, config, rows, progress=progress)
 
     async def put_entry(
         self, scope: AccountScope, directory: str, external_id: str, fields: Mapping[str, Any]
