@@ -75,24 +75,26 @@ def _print_demo(base: str, seeded: Seeded, *, from_file: bool) -> None:
             else "Authorization: Bearer $SWITCHBOARD_ADMIN_KEY"
         )
     console.print("try a chat:", highlight=False)
-    console.print(
-        f"  curl -s {base}/v1/accounts/{DEMO_ACCOUNT}/agents/{DEMO_AGENT}/chat "
-        f"-H \"{auth}\" -H 'content-type: application/json' "
-        '-d \'{"message": "What is 12*7? Remember it as lucky."}\'',
-        highlight=False,
-        markup=False,
-    )
+    _print_command(_chat_curl(base, DEMO_AGENT, auth, "What is 12*7? Remember it as lucky."))
     console.print("ask the hospital directory (parallel searches):", highlight=False)
-    console.print(
-        f"  curl -s {base}/v1/accounts/{DEMO_ACCOUNT}/agents/{DIRECTORY_AGENT}/chat "
-        f"-H \"{auth}\" -H 'content-type: application/json' "
-        '-d \'{"message": "find me cardiologists in Seattle who accept Medicare"}\'',
-        highlight=False,
-        markup=False,
+    _print_command(
+        _chat_curl(
+            base, DIRECTORY_AGENT, auth, "find me cardiologists in Seattle who accept Medicare"
+        )
     )
-    console.print(
+    _print_command(
         f"  curl -s '{base}/v1/accounts/{DEMO_ACCOUNT}/directories/practitioners/search"
-        f'?q=heart+doctor&filter.city=Seattle&filter.insurance=Medicare\' -H "{auth}"',
-        highlight=False,
-        markup=False,
+        f'?q=heart+doctor&filter.city=Seattle&filter.insurance=Medicare\' -H "{auth}"'
     )
+
+
+def _chat_curl(base: str, agent: str, auth: str, message: str) -> str:
+    return (
+        f"  curl -s {base}/v1/accounts/{DEMO_ACCOUNT}/agents/{agent}/chat "
+        f"-H \"{auth}\" -H 'content-type: application/json' "
+        f'-d \'{{"message": "{message}"}}\''
+    )
+
+
+def _print_command(command: str) -> None:
+    console.print(command, highlight=False, markup=False)

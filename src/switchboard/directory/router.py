@@ -86,13 +86,7 @@ async def import_entries(
     body = await request.body()
     rows = await asyncio.to_thread(_parse, config, directory, body, file_format)
     result = await container.directories.import_entries(scope, directory, config, rows)
-    return ImportOut(
-        directory=directory,
-        total=result.total,
-        created=result.created,
-        updated=result.updated,
-        embedded=result.embedded,
-    )
+    return ImportOut.of(directory, result)
 
 
 @router.post(
@@ -101,14 +95,7 @@ async def import_entries(
     summary="Re-index every entry with the directory's current schema (after a schema change)",
 )
 async def reindex(directory: DirectoryParam, scope: ScopeDep, container: ContainerDep) -> ImportOut:
-    result = await container.directories.reindex(scope, directory)
-    return ImportOut(
-        directory=directory,
-        total=result.total,
-        created=result.created,
-        updated=result.updated,
-        embedded=result.embedded,
-    )
+    return ImportOut.of(directory, await container.directories.reindex(scope, directory))
 
 
 def _parse(

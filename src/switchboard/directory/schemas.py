@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from switchboard.directory.config import DirectoryConfig
 from switchboard.directory.models import DirectoryEntry
+from switchboard.directory.service import ImportResult
 from switchboard.tenancy.schemas import StrictModel
 
 
@@ -91,3 +92,13 @@ class ImportOut(BaseModel):
     created: int
     updated: int
     embedded: int = Field(description="Entries given an embedding (semantic directories)")
+
+    @classmethod
+    def of(cls, directory: str, result: ImportResult) -> ImportOut:
+        return cls(
+            directory=directory,
+            total=result.total,
+            created=result.created,
+            updated=result.updated,
+            embedded=result.embedded,
+        )
