@@ -70,8 +70,8 @@ class ImportProblems:
         first = self.problems[0]
         where = f"row {first.row}" + (f", field '{first.field}'" if first.field else "")
         return InvalidRequest(
-            f"{self.total} invalid row(s) in the import for directory '{directory}'; nothing "
-            f"was imported. First: {where}: {first.message}",
+            f"{self.total} invalid row(s) for directory '{directory}', nothing was imported "
+            f"(the first at {where} — {first.message})",
             code="INVALID_ENTRIES",
             details={
                 "problems": [p.as_dict() for p in self.problems],
