@@ -97,3 +97,22 @@ async def test_imports_and_puts_store_embeddings(
     rows = validate_rows(config, "practitioners", enumerate(practitioners(3), start=1))
     result = await container.directories.import_entries(scope, "practitioners", config, rows)
     assert result.embedded == 3
+
+
+async def test_unrelated_queries_find_nothing_rather_than_the_nearest_anything(
+    semantic: tuple[Container, AccountScope],
+) -> None:
+    container, scope = semantic
+    for mode in ("semantic", "hybrid"):
+        page = await container.directories.search(
+            scope,
+            "practitioners",
+            query="zebra migration patterns",
+            mode=mode,  # type: ignore[arg-type]
+        )
+        assert page.hits == [], mode
+    related = await container.directories.search(
+        scope, "practitioners", query="heart doctor", mode="semantic", limit=100
+    )
+    assert len(related.hits) == 100
+    assert all((hit.score or 0) >= 0.2 for hit in related.hits)

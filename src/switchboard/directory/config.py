@@ -68,6 +68,13 @@ class DirectoryConfig(BaseModel):
         description="Embed each entry's searchable text for semantic and hybrid search "
         "(needs the 'semantic' extra).",
     )
+    min_similarity: float = Field(
+        default=0.2,
+        ge=-1,
+        le=1,
+        description="Semantic matches below this cosine similarity are left out (with "
+        "all-MiniLM-L6-v2, unrelated texts score below ≈0.15, related ones above ≈0.4).",
+    )
     fields: dict[FieldName, DirectoryField] = Field(min_length=1, max_length=MAX_FIELDS)
 
     @model_validator(mode="after")

@@ -20,6 +20,7 @@ class DirectoryOut(BaseModel):
     semantic_available: bool = Field(
         description="semantic is on and this server has an embedder (the 'semantic' extra)"
     )
+    min_similarity: float
     fields: dict[str, dict[str, Any]]
 
     @classmethod
@@ -29,6 +30,7 @@ class DirectoryOut(BaseModel):
             description=config.description,
             semantic=config.semantic,
             semantic_available=config.semantic and embedder,
+            min_similarity=config.min_similarity,
             fields={
                 field: {
                     "type": spec.type,

@@ -241,19 +241,20 @@ class DirectoryService:
         limit = min(limit, MAX_SEARCH_DEPTH - offset)
         terms = query_terms(query)
 
-        async def plan(u: UnitOfWork) -> tuple[str, list[Filter], SearchPage | None]:
+        async def plan(u: UnitOfWork) -> tuple[str, list[Filter], float, SearchPage | None]:
             config = await _schema_in(u, directory)
             parsed = parse_filters(config, filters or {})
             chosen = self._mode(config, mode, query, terms)
             if chosen in ("semantic", "hybrid"):
-                return chosen, parsed, None  # the query is embedded outside the transaction
+                # the query is embedded outside the transaction
+                return chosen, parsed, config.min_similarity, None
             repository = DirectoryRepository(u, directory)
             words = terms if chosen == "text" else []
             found = await repository.matching(words, parsed, limit=limit + 1, offset=offset)
             hits = [SearchHit(match.entry, match.score) for match in found]
-            return chosen, parsed, _paged(hits, chosen, offset, limit)
+            return chosen, parsed, config.min_similarity, _paged(hits, chosen, offset, limit)
 
-        chosen, parsed, page = await self._uow.run(plan, scope=scope, write=False)
+        chosen, parsed, floor, page = await self._uow.run(plan, scope=scope, write=False)
         if page is not None:
             return page
         assert self.embedder is not None
@@ -262,7 +263,7 @@ class DirectoryService:
 
         async def ranked_search(u: UnitOfWork) -> SearchPage:
             repository = DirectoryRepository(u, directory)
-            semantic = await self._nearest(repository, parsed, vector, depth)
+            semantic = await self._nearest(repository, parsed, vector, depth, floor=floor)
             if chosen == "semantic":
                 return await self._page(repository, semantic[offset:], chosen, offset, limit)
             text = (
@@ -304,7 +305,11 @@ class DirectoryService:
         filters: Sequence[Filter],
         vector: np.ndarray[Any, Any],
         depth: int,
+        *,
+        floor: float,
     ) -> list[tuple[int, float | None]]:
+        """The entries passing ``filters`` nearest to ``vector`` (cosine similarity at least
+        ``floor``), best first."""
         rows = await repository.vectors(filters)
         dimensions = int(vector.shape[0])
         rows = [(i, blob) for i, blob in rows if len(blob) == dimensions * 4]
@@ -318,7 +323,7 @@ class DirectoryService:
             keep = min(max(depth, CANDIDATES), len(scores))
             top = np.argpartition(-scores, keep - 1)[:keep]
             top = top[np.argsort(-scores[top], kind="stable")]
-            return [(int(ids[i]), float(scores[i])) for i in top]
+            return [(int(ids[i]), float(scores[i])) for i in top if scores[i] >= floor]
 
         return await asyncio.to_thread(rank) if len(rows) > 2000 else rank()
 
