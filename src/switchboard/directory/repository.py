@@ -21,6 +21,7 @@ from sqlalchemy import (
     null,
     select,
     table,
+    text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -305,3 +306,10 @@ class DirectoryRepository:
                 conditions.append(NUMBERS.c.num <= item.high)
             clauses.append(exists().where(*conditions))
         return clauses
+
+
+async def analyze_directories(uow: UnitOfWork) -> None:
+    """PostgreSQL's planner statistics after a bulk load: autovacuum gets there minutes later,
+    and meanwhile the planner takes the fresh tables for empty (nested loops, > 1 s a search).
+    SQLite's FTS5 queries do not need them."""
+    await uow.session.execute(text("ANALYZE directory_entries, directory_numbers"))

@@ -9,14 +9,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import text
 
 from switchboard.db.base import utcnow
 from switchboard.db.uow import AccountScope, UnitOfWork, UnitOfWorkFactory
 from switchboard.directory.config import DirectoryConfig
 from switchboard.directory.embedding import Embedder, from_blobs, to_blob
 from switchboard.directory.models import DirectoryEntry
-from switchboard.directory.repository import DirectoryRepository, EntryView, Filter
+from switchboard.directory.repository import (
+    DirectoryRepository,
+    EntryView,
+    Filter,
+    analyze_directories,
+)
 from switchboard.directory.rows import (
     EntryRow,
     InvalidEntry,
@@ -79,10 +83,7 @@ async def _schema_in(u: UnitOfWork, directory: str) -> DirectoryConfig:
 
 
 async def _analyze(u: UnitOfWork) -> None:
-    """PostgreSQL's planner statistics after a bulk load (autovacuum gets there minutes later;
-    meanwhile the planner took the fresh tables for empty). SQLite's FTS5 queries do not need
-    them."""
-    await u.session.execute(text("ANALYZE directory_entries, directory_numbers"))
+    await analyze_directories(u)
     await u.commit()
 
 
