@@ -3,8 +3,7 @@ from __future__ import annotations
 import typer
 
 from switchboard.bootstrap import Container
-from switchboard.cli.common import console, run_with_container
-from switchboard.db.uow import AccountScope
+from switchboard.cli.common import account_scope, console, run_with_container
 
 accounts = typer.Typer(help="Accounts (the operator's clients).", no_args_is_help=True)
 keys = typer.Typer(help="Account API keys.", no_args_is_help=True)
@@ -32,8 +31,7 @@ def create_key(
     """Create an API key for ACCOUNT and print it (it is shown only once)."""
 
     async def op(c: Container) -> None:
-        found = await c.tenancy.get_account(account)
-        created = await c.tenancy.create_key(AccountScope(found.id, found.slug), name=name)
+        created = await c.tenancy.create_key(await account_scope(c, account), name=name)
         console.print(f"key id: {created.key.id}")
         console.print(created.secret, highlight=False)
 

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from switchboard.bootstrap import Container, build_container
+from switchboard.db.uow import AccountScope
 from switchboard.errors import SwitchboardError
 from switchboard.settings import Settings
 
@@ -23,6 +24,12 @@ def fail(message: str, *, problems: list[str] | None = None, code: int = 1) -> N
     for problem in problems or []:
         err_console.print(f"  - {problem}", highlight=False, markup=False)
     raise typer.Exit(code)
+
+
+async def account_scope(container: Container, slug: str) -> AccountScope:
+    """The scope of the account ``slug`` (404 ACCOUNT_NOT_FOUND when there is none)."""
+    found = await container.tenancy.get_account(slug)
+    return AccountScope(found.id, found.slug)
 
 
 def run_with_container(operation: Callable[[Container], Awaitable[T]]) -> T:

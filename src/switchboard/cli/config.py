@@ -7,8 +7,7 @@ import typer
 from rich.table import Table
 
 from switchboard.bootstrap import Container
-from switchboard.cli.common import console, fail, run_with_container
-from switchboard.db.uow import AccountScope
+from switchboard.cli.common import account_scope, console, fail, run_with_container
 from switchboard.registry import cascade
 from switchboard.registry.config_tree import ConfigTreeInvalid, load_tree
 
@@ -56,8 +55,7 @@ def explain(
         fail("expected ACCOUNT/AGENT, e.g. 'acme/support'")
 
     async def op(c: Container) -> list[tuple[str, object, str]]:
-        account = await c.tenancy.get_account(account_slug)
-        scope = AccountScope(account.id, account.slug)
+        scope = await account_scope(c, account_slug)
         return cascade.explain((await c.agents.resolve(scope, agent_slug)).merged)
 
     rows = run_with_container(op)

@@ -7,13 +7,20 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from switchboard.bootstrap import Container
-from switchboard.cli.common import console, fail, run_with_container
-from switchboard.db.uow import AccountScope
+from switchboard.cli.common import account_scope, console, fail, run_with_container
 from switchboard.directory.rows import LIST_SEPARATOR, EntryRow, detect_format, parse_entries
 from switchboard.directory.service import ImportResult
+from switchboard.directory.service import Progress as ProgressCallback
 from switchboard.directory.synthetic import PRACTITIONERS, practitioners
 from switchboard.errors import InvalidRequest
 
@@ -39,8 +46,7 @@ def import_file(
         fail(f"no such file: {file}")
 
     async def op(c: Container) -> ImportResult:
-        found = await c.tenancy.get_account(account)
-        scope = AccountScope(found.id, found.slug)
+        scope = await account_scope(c, account)
         config = await c.directories.schema(scope, directory)
         with _progress() as progress:
             reading = progress.add_task("validate", total=None)
@@ -60,15 +66,8 @@ def import_file(
             except UnicodeDecodeError as exc:
                 fail(f"{file} is not UTF-8 (byte {exc.start} of a chunk)")
             progress.update(reading, total=len(rows), completed=len(rows))
-            tasks: dict[str, Any] = {}
-
-            def report(stage: str, done: int, total: int) -> None:
-                if stage not in tasks:
-                    tasks[stage] = progress.add_task(stage, total=total)
-                progress.update(tasks[stage], completed=done)
-
             return await c.directories.import_entries(
-                scope, directory, config, rows, progress=report
+                scope, directory, config, rows, progress=_stages(progress)
             )
 
     result = run_with_container(op)
@@ -88,21 +87,24 @@ def reindex(
     current schema, after changing its fields. All or nothing."""
 
     async def op(c: Container) -> ImportResult:
-        found = await c.tenancy.get_account(account)
-        tasks: dict[str, Any] = {}
+        scope = await account_scope(c, account)
         with _progress() as progress:
-
-            def report(stage: str, done: int, total: int) -> None:
-                if stage not in tasks:
-                    tasks[stage] = progress.add_task(stage, total=total)
-                progress.update(tasks[stage], completed=done)
-
-            return await c.directories.reindex(
-                AccountScope(found.id, found.slug), directory, progress=report
-            )
+            return await c.directories.reindex(scope, directory, progress=_stages(progress))
 
     result = run_with_container(op)
     console.print(f"reindexed {result.total} entries of {account}/{directory}")
+
+
+def _stages(progress: Progress) -> ProgressCallback:
+    """A service progress callback that shows each stage (embed, write) as its own bar."""
+    tasks: dict[str, TaskID] = {}
+
+    def report(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = progress.add_task(stage, total=total)
+        progress.update(tasks[stage], completed=done)
+
+    return report
 
 
 def _progress() -> Progress:
@@ -138,9 +140,8 @@ def search(
         fail("--mode must be auto, text, semantic or hybrid")
 
     async def op(c: Container) -> list[tuple[str, float | None, dict[str, Any]]]:
-        found = await c.tenancy.get_account(account)
         page = await c.directories.search(
-            AccountScope(found.id, found.slug),
+            await account_scope(c, account),
             directory,
             query=query,
             filters=parsed,

@@ -4,8 +4,7 @@ import typer
 from pydantic import ValidationError
 
 from switchboard.bootstrap import Container
-from switchboard.cli.common import console, fail, run_with_container
-from switchboard.db.uow import AccountScope
+from switchboard.cli.common import account_scope, console, fail, run_with_container
 from switchboard.discussion.schemas import DiscussionIn, DiscussionOut
 
 
@@ -41,8 +40,7 @@ def discuss(
         )
 
     async def op(c: Container) -> DiscussionOut:
-        found = await c.tenancy.get_account(account)
-        return await c.discussions.run(AccountScope(found.id, found.slug), request)
+        return await c.discussions.run(await account_scope(c, account), request)
 
     result = run_with_container(op)
     if as_json:

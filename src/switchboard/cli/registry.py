@@ -6,8 +6,7 @@ from pathlib import Path
 import typer
 
 from switchboard.bootstrap import Container
-from switchboard.cli.common import console, fail, run_with_container
-from switchboard.db.uow import AccountScope
+from switchboard.cli.common import account_scope, console, fail, run_with_container
 
 app = typer.Typer(help="The agent registry.", no_args_is_help=True)
 
@@ -28,8 +27,7 @@ def import_file(
         fail(f"{file} must hold a JSON list of agent profiles")
 
     async def op(c: Container) -> int:
-        found = await c.tenancy.get_account(account)
-        created = await c.agents.import_legacy(AccountScope(found.id, found.slug), entries)
+        created = await c.agents.import_legacy(await account_scope(c, account), entries)
         return len(created)
 
     console.print(f"imported {run_with_container(op)} agents into {account}")

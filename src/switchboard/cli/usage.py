@@ -10,8 +10,7 @@ import typer
 from rich.table import Table
 
 from switchboard.bootstrap import Container
-from switchboard.cli.common import console, fail, run_with_container
-from switchboard.db.uow import AccountScope
+from switchboard.cli.common import account_scope, console, fail, run_with_container
 from switchboard.ledger.repository import LedgerFilters
 from switchboard.ledger.schemas import UsageOut, UsageReport
 
@@ -51,9 +50,8 @@ def usage(
     filters = LedgerFilters(since=_when(since, "since"), until=_when(until, "until"))
 
     async def op(c: Container) -> UsageReport:
-        found = await c.tenancy.get_account(account)
         groups, total = await c.ledger.usage(
-            AccountScope(found.id, found.slug), filters, group_by.value if group_by else None
+            await account_scope(c, account), filters, group_by.value if group_by else None
         )
         return UsageReport(
             group_by=group_by.value if group_by else None,

@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Insert
+from sqlalchemy import Insert, Table
 from sqlalchemy.dialects import postgresql, sqlite
 
 from switchboard.db.base import Base
 from switchboard.db.uow import UnitOfWork
 
 
-def dialect_insert(uow: UnitOfWork, model: type[Base]) -> Any:
+def dialect_insert(uow: UnitOfWork, model: type[Base] | Table) -> Any:
     """``INSERT`` for the unit of work's dialect, with ``on_conflict_*`` available."""
     if uow.dialect == "postgresql":
         return postgresql.insert(model)

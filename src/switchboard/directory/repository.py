@@ -23,9 +23,9 @@ from sqlalchemy import (
     table,
     text,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 
 from switchboard.db.uow import UnitOfWork
+from switchboard.db.upsert import dialect_insert
 from switchboard.directory.facets import facet_token, scope_token
 from switchboard.directory.models import DirectoryEntry, DirectoryNumber
 from switchboard.directory.rows import EntryRow
@@ -48,10 +48,6 @@ class Filter:
     values: tuple[str, ...] = ()
     low: float | None = None
     high: float | None = None
-
-    @property
-    def is_range(self) -> bool:
-        return not self.values
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +86,7 @@ class DirectoryRepository:
         """Insert or update ``rows`` by external id (one statement per batch), then replace
         their number fields. The database decides what exists: no read first."""
         session = self._uow.session
-        insert = (postgresql if self._uow.dialect == "postgresql" else sqlite).insert(ENTRIES)
+        insert = dialect_insert(self._uow, ENTRIES)
         statement = insert.on_conflict_do_update(
             index_elements=["account_id", "directory", "external_id"],
             set_={
@@ -149,11 +145,7 @@ class DirectoryRepository:
 
     async def get(self, external_id: str) -> DirectoryEntry | None:
         result = await self._uow.session.execute(
-            select(DirectoryEntry).where(
-                DirectoryEntry.account_id == self._account,
-                DirectoryEntry.directory == self._directory,
-                DirectoryEntry.external_id == external_id,
-            )
+            select(DirectoryEntry).where(*self._scoped(), ENTRIES.c.external_id == external_id)
         )
         return result.scalar_one_or_none()
 
@@ -194,21 +186,30 @@ class DirectoryRepository:
         where higher is better, or without terms in import order with no score."""
         # Rank ids first, then read the entries of the page only: sorting every match with its
         # data costs more than the search itself on large result sets.
+        ranked = await self.ranked_ids(terms, filters, limit=limit, offset=offset)
+        entries = await self.by_ids([entry_id for entry_id, _ in ranked])
+        return [Match(i, score, entries[i]) for i, score in ranked if i in entries]
+
+    async def ranked_ids(
+        self,
+        terms: Sequence[str],
+        filters: Sequence[Filter],
+        *,
+        limit: int,
+        offset: int,
+    ) -> list[tuple[int, float | None]]:
+        """Like :meth:`matching`, ids and scores only."""
         statement = self.search_statement(terms, filters).limit(limit).offset(offset)
-        ranked = (await self._uow.session.execute(statement)).all()
-        entries = await self.by_ids([row.id for row in ranked])
-        return [
-            Match(row.id, None if row.score is None else float(row.score), entries[row.id])
-            for row in ranked
-            if row.id in entries
-        ]
+        result = await self._uow.session.execute(statement)
+        return [(row.id, None if row.score is None else float(row.score)) for row in result]
 
     def search_statement(self, terms: Sequence[str], filters: Sequence[Filter]) -> Select[Any]:
         numbers = self._number_filters(filters)
         facets = [f for f in filters if f.values]
         if self._uow.dialect == "postgresql":
+            groups = self._facet_groups(facets)
             query = func.to_tsquery(
-                _PG_SIMPLE, self._facet_query(facets, any_of=" | ", all_of=" & ")
+                _PG_SIMPLE, " & ".join(f"({' | '.join(group)})" for group in groups)
             )
             if terms:
                 words = func.to_tsquery(_PG_ENGLISH, " | ".join(terms))
@@ -223,7 +224,11 @@ class DirectoryRepository:
                 .where(*self._scoped(), _PG_VECTOR.op("@@")(query), *numbers)
                 .order_by(ENTRIES.c.id)
             )
-        match = f"facet_text : ({self._facet_query(facets, any_of=' OR ', all_of=' AND ')})"
+        all_of = " AND ".join(
+            "(" + " OR ".join(f'"{token}"' for token in group) + ")"
+            for group in self._facet_groups(facets)
+        )
+        match = f"facet_text : ({all_of})"
         joined = _FTS.join(ENTRIES, ENTRIES.c.id == _FTS.c.rowid)
         if terms:
             phrase = " OR ".join(f'"{term}"' for term in terms)
@@ -279,17 +284,15 @@ class DirectoryRepository:
         tokens = [facet_token(self._scope_token, field, value) for field, value in row.facets]
         return " ".join((self._scope_token, *tokens))
 
-    def _facet_query(self, facets: Sequence[Filter], *, any_of: str, all_of: str) -> str:
-        """Per filter, any of its values' tokens; the scope token when there is no filter.
-        Tokens are digits: no quoting or escaping can be needed."""
-        groups = [] if facets else [f'"{self._scope_token}"']
-        for item in facets:
-            tokens = any_of.join(
-                f'"{facet_token(self._scope_token, item.field, v)}"' for v in item.values
-            )
-            groups.append(f"({tokens})")
-        query = all_of.join(groups)
-        return query.replace('"', "") if any_of == " | " else query
+    def _facet_groups(self, facets: Sequence[Filter]) -> list[list[str]]:
+        """Per filter, its values' tokens (any of them matches); the scope token alone when
+        there is no filter. Tokens are digits: no quoting or escaping can be needed."""
+        if not facets:
+            return [[self._scope_token]]
+        return [
+            [facet_token(self._scope_token, item.field, value) for value in item.values]
+            for item in facets
+        ]
 
     def _number_filters(self, filters: Sequence[Filter]) -> list[ColumnElement[bool]]:
         clauses: list[ColumnElement[bool]] = []

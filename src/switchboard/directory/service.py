@@ -268,11 +268,11 @@ class DirectoryService:
             if chosen == "semantic":
                 return await self._page(repository, semantic[offset:], chosen, offset, limit)
             text = (
-                await repository.matching(terms, parsed, limit=max(depth, CANDIDATES), offset=0)
+                await repository.ranked_ids(terms, parsed, limit=max(depth, CANDIDATES), offset=0)
                 if terms
                 else []
             )
-            fused = fuse([[m.id for m in text], [i for i, _ in semantic[:CANDIDATES]]])
+            fused = fuse([[i for i, _ in text], [i for i, _ in semantic[:CANDIDATES]]])
             return await self._page(repository, fused[offset:], chosen, offset, limit)
 
         return await self._uow.run(ranked_search, scope=scope, write=False)
@@ -293,11 +293,9 @@ class DirectoryService:
                 f"semantic search is unavailable: {reason}", code="SEMANTIC_SEARCH_UNAVAILABLE"
             )
         if mode == "auto":
-            if semantic:
-                return "hybrid"
-            return "text" if terms else "filter"
-        if mode == "text":
-            return "text" if terms else "filter"
+            mode = "hybrid" if semantic else "text"
+        if mode == "text" and not terms:
+            return "filter"
         return mode
 
     async def _nearest(
