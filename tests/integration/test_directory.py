@@ -478,3 +478,34 @@ async def test_reindex_applies_a_changed_schema_all_or_nothing(
         "message": "required",
     }
     assert await by_text() == seattle  # unchanged
+
+
+async def test_a_put_during_a_reindex_is_not_overwritten(
+    container: Container, account: AccountScope, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The PUT starts after the reindex has read the entries: it must wait for the reindex to
+    commit and then win, not be overwritten by the entry's older data."""
+    await set_directories(container, account)
+    await load(container, account, "practitioners", practitioners(20))
+    target = next(iter(practitioners(1)))["id"]
+    newer = {"name": "Dr. Newer", "specialty": "Neurology", "city": "Anchorage"}
+    original = DirectoryRepository.locked_entries
+    started: list[asyncio.Task[Any]] = []
+
+    async def then_put(self: DirectoryRepository) -> Any:
+        stored = await original(self)
+        started.append(
+            asyncio.create_task(
+                container.directories.put_entry(account, "practitioners", target, newer)
+            )
+        )
+        return stored
+
+    monkeypatch.setattr(DirectoryRepository, "locked_entries", then_put)
+    result = await container.directories.reindex(account, "practitioners")
+    assert result.total == 20
+    await started[0]
+    entry = await container.directories.get_entry(account, "practitioners", target)
+    assert entry.data == newer
+    page = await container.directories.search(account, "practitioners", query="Anchorage")
+    assert [hit.entry.external_id for hit in page.hits] == [target]

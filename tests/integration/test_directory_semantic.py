@@ -116,3 +116,30 @@ async def test_unrelated_queries_find_nothing_rather_than_the_nearest_anything(
     )
     assert len(related.hits) == 100
     assert all((hit.score or 0) >= 0.2 for hit in related.hits)
+
+
+async def test_reindex_reuses_embeddings_of_unchanged_text(
+    semantic: tuple[Container, AccountScope], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    container, scope = semantic
+    embedder = container.directories.embedder
+    assert embedder is not None
+    embedded: list[int] = []
+    original = embedder.embed
+
+    async def counting(texts: list[str]) -> object:
+        embedded.append(len(texts))
+        return await original(texts)
+
+    monkeypatch.setattr(embedder, "embed", counting)
+    await container.directories.put_entry(
+        scope, "practitioners", "prac-000001", {"name": "Dr. Changed", "specialty": "Podiatry"}
+    )
+    embedded.clear()
+    result = await container.directories.reindex(scope, "practitioners")
+    assert (result.total, result.embedded) == (300, 300)
+    assert embedded == []  # every text is as stored: nothing to embed again
+    page = await container.directories.search(
+        scope, "practitioners", query="kids doctor", mode="semantic", limit=5
+    )
+    assert [hit.entry.data["specialty"] for hit in page.hits] == ["Pediatrics"] * 5

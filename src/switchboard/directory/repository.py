@@ -59,6 +59,16 @@ class EntryView:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredEntry:
+    """An entry as stored, for rebuilding its index."""
+
+    external_id: str
+    data: dict[str, Any]
+    search_text: str
+    embedding: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
 class Match:
     id: int
     score: float | None
@@ -159,14 +169,21 @@ class DirectoryRepository:
         )
         return {row.id: EntryView(row.external_id, row.data) for row in result}
 
-    async def all_entries(self) -> list[EntryView]:
-        """Every entry of the directory, in import order (for a reindex)."""
+    async def locked_entries(self) -> list[StoredEntry]:
+        """Every entry of the directory, in import order, locked against other writers until
+        this transaction ends (FOR UPDATE on PostgreSQL; an SQLite write transaction already
+        holds the database's write lock) — so a reindex cannot overwrite a concurrent write."""
         result = await self._uow.session.execute(
-            select(ENTRIES.c.external_id, ENTRIES.c.data)
+            select(
+                ENTRIES.c.external_id, ENTRIES.c.data, ENTRIES.c.search_text, ENTRIES.c.embedding
+            )
             .where(*self._scoped())
             .order_by(ENTRIES.c.id)
+            .with_for_update()
         )
-        return [EntryView(row.external_id, row.data) for row in result]
+        return [
+            StoredEntry(row.external_id, row.data, row.search_text, row.embedding) for row in result
+        ]
 
     async def count(self) -> int:
         result = await self._uow.session.execute(

@@ -19,6 +19,7 @@ from switchboard.directory.repository import (
     DirectoryRepository,
     EntryView,
     Filter,
+    StoredEntry,
     analyze_directories,
 )
 from switchboard.directory.rows import (
@@ -87,6 +88,27 @@ async def _analyze(u: UnitOfWork) -> None:
     await u.commit()
 
 
+async def _write_rows(
+    u: UnitOfWork,
+    directory: str,
+    rows: Sequence[EntryRow],
+    blobs: Sequence[bytes | None],
+    progress: Progress | None,
+) -> ImportResult:
+    """Upsert ``rows`` in batches inside the unit of work ``u`` (which the caller commits)."""
+    repository = DirectoryRepository(u, directory)
+    now = utcnow()
+    created = 0
+    for start in range(0, len(rows), IMPORT_BATCH):
+        batch = rows[start : start + IMPORT_BATCH]
+        done = await repository.upsert(batch, blobs[start : start + IMPORT_BATCH], now=now)
+        created += sum(1 for d in done if d.created)
+        if progress is not None:
+            progress("write", start + len(batch), len(rows))
+    embedded = sum(1 for blob in blobs if blob is not None)
+    return ImportResult(len(rows), created, len(rows) - created, embedded)
+
+
 def _paged(hits: list[SearchHit], mode: str, offset: int, limit: int) -> SearchPage:
     """The first ``limit`` of ``hits`` (fetched one more than asked, to know if there is more)."""
     more = len(hits) > limit and offset + limit < MAX_SEARCH_DEPTH
@@ -133,45 +155,64 @@ class DirectoryService:
         blobs = await self._embed_rows(config, rows, progress)
 
         async def op(u: UnitOfWork) -> ImportResult:
-            repository = DirectoryRepository(u, directory)
-            now = utcnow()
-            created = 0
-            for start in range(0, len(rows), IMPORT_BATCH):
-                batch = rows[start : start + IMPORT_BATCH]
-                done = await repository.upsert(batch, blobs[start : start + IMPORT_BATCH], now=now)
-                created += sum(1 for d in done if d.created)
-                if progress is not None:
-                    progress("write", start + len(batch), len(rows))
+            result = await _write_rows(u, directory, rows, blobs, progress)
             await u.commit()
-            embedded = sum(1 for blob in blobs if blob is not None)
-            return ImportResult(len(rows), created, len(rows) - created, embedded)
+            return result
 
-        result = await self._uow.run(op, scope=scope)
-        if len(rows) >= ANALYZE_AFTER and self._uow.dialect == "postgresql":
-            await self._uow.run(_analyze, scope=scope)
-        return result
+        return await self._after_bulk_write(scope, await self._uow.run(op, scope=scope))
 
     async def reindex(
         self, scope: AccountScope, directory: str, *, progress: Progress | None = None
     ) -> ImportResult:
         """Rebuild every entry's search text, filter tokens, numbers and embedding from its
-        stored data with the directory's current schema — after the schema changed. All or
-        nothing: entries that no longer fit the schema are listed (row = position in import
-        order, with the entry's id) and nothing changes."""
+        stored data with the directory's current schema — after the schema changed. One
+        transaction that locks the entries it rewrites, so a concurrent PUT or DELETE waits
+        instead of being overwritten. All or nothing: entries that no longer fit the schema are
+        listed (row = position in import order) and nothing changes. Embeddings are recomputed
+        only for entries whose searchable text changed (inside the transaction)."""
 
-        async def read(u: UnitOfWork) -> tuple[DirectoryConfig, list[EntryView]]:
+        async def op(u: UnitOfWork) -> ImportResult:
             config = await _schema_in(u, directory)
-            return config, await DirectoryRepository(u, directory).all_entries()
+            stored = await DirectoryRepository(u, directory).locked_entries()
+            if not stored:
+                return ImportResult(0, 0, 0, 0)
+            records = (
+                (number, {"id": entry.external_id, **entry.data})
+                for number, entry in enumerate(stored, start=1)
+            )
+            rows = await asyncio.to_thread(validate_rows, config, directory, records)
+            blobs = await self._reembed(config, rows, stored, progress)
+            result = await _write_rows(u, directory, rows, blobs, progress)
+            await u.commit()
+            return result
 
-        config, entries = await self._uow.run(read, scope=scope, write=False)
-        if not entries:
-            return ImportResult(0, 0, 0, 0)
-        records = (
-            (number, {"id": entry.external_id, **entry.data})
-            for number, entry in enumerate(entries, start=1)
-        )
-        rows = await asyncio.to_thread(validate_rows, config, directory, records)
-        return await self.import_entries(scope, directory, config, rows, progress=progress)
+        return await self._after_bulk_write(scope, await self._uow.run(op, scope=scope))
+
+    async def _after_bulk_write(self, scope: AccountScope, result: ImportResult) -> ImportResult:
+        if result.total >= ANALYZE_AFTER and self._uow.dialect == "postgresql":
+            await self._uow.run(_analyze, scope=scope)
+        return result
+
+    async def _reembed(
+        self,
+        config: DirectoryConfig,
+        rows: Sequence[EntryRow],
+        stored: Sequence[StoredEntry],
+        progress: Progress | None,
+    ) -> list[bytes | None]:
+        """Stored embeddings where the searchable text is unchanged, new ones elsewhere."""
+        if not config.semantic or self.embedder is None:
+            return [None] * len(rows)
+        changed = [
+            index
+            for index, (row, old) in enumerate(zip(rows, stored, strict=True))
+            if old.embedding is None or old.search_text != row.search_text
+        ]
+        fresh = await self._embed_rows(config, [rows[i] for i in changed], progress)
+        blobs = [old.embedding for old in stored]
+        for index, blob in zip(changed, fresh, strict=True):
+            blobs[index] = blob
+        return blobs
 
     async def put_entry(
         self, scope: AccountScope, directory: str, external_id: str, fields: Mapping[str, Any]
