@@ -2,6 +2,9 @@
 
 Dictionaries merge key by key; any other value (lists included) replaces what came before.
 Every leaf keeps the name of the layer it came from, which is what ``explain`` shows.
+
+The merge is linear in the size of the layers: replacing a value forgets only the sources of
+the subtree it replaces (each was recorded once), never by scanning every known path.
 """
 
 from __future__ import annotations
@@ -58,7 +61,8 @@ def _merge_into(
                 merged.sources[path] = source
             _merge_into(merged, current, value, prefix=f"{path}.", source=source)
             continue
-        _forget(merged.sources, path)
+        if key in target:
+            _forget(merged.sources, path, current)
         if isinstance(value, Mapping):
             target[key] = {}
             merged.sources[path] = source
@@ -68,18 +72,25 @@ def _merge_into(
             merged.sources[path] = source
 
 
-def _forget(sources: dict[str, str], path: str) -> None:
-    for known in [p for p in sources if p == path or p.startswith(f"{path}.")]:
-        del sources[known]
+def _forget(sources: dict[str, str], path: str, replaced: object) -> None:
+    """Drop the sources of ``path`` and of everything under the value it held."""
+    sources.pop(path, None)
+    if isinstance(replaced, dict):
+        for key, child in replaced.items():
+            _forget(sources, f"{path}.{key}", child)
+
+
+MAX_PROBLEMS = 50
 
 
 def validate(merged: Merged) -> tuple[EffectiveConfig | None, list[ConfigProblem]]:
-    """The effective config, or the problems, each naming the layer that set the bad key."""
+    """The effective config, or the problems (at most ``MAX_PROBLEMS``), each naming the layer
+    that set the bad key."""
     try:
         return EffectiveConfig.model_validate(merged.values), []
     except ValidationError as exc:
         problems = []
-        for error in exc.errors():
+        for error in exc.errors()[:MAX_PROBLEMS]:
             key = ".".join(str(part) for part in error["loc"])
             problems.append(
                 ConfigProblem(source=source_of(merged, key), key=key, message=error["msg"])

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,9 @@ import yaml
 from pydantic import ValidationError
 
 from switchboard.registry import cascade
+from switchboard.registry.bounds import load_yaml
 from switchboard.registry.cascade import ConfigProblem
+from switchboard.registry.config_schema import EffectiveConfig
 from switchboard.registry.schemas import PROFILE_FIELDS, AgentCreate
 
 GLOBAL_FILE = "global.yaml"
@@ -56,8 +59,12 @@ class ConfigTreeInvalid(Exception):
         self.problems = problems
 
 
-def load_tree(root: Path) -> ConfigTree:
-    """The whole tree, or :class:`ConfigTreeInvalid` listing every problem found."""
+Check = Callable[[EffectiveConfig], list[ConfigProblem]]
+
+
+def load_tree(root: Path, *, checks: Sequence[Check] = ()) -> ConfigTree:
+    """The whole tree, or :class:`ConfigTreeInvalid` listing every problem found. ``checks``
+    run on each agent's valid effective config (the registration checks: tools, models)."""
     problems: list[ConfigProblem] = []
     if not root.is_dir():
         raise ConfigTreeInvalid([ConfigProblem(str(root), "(path)", "not a directory")])
@@ -84,8 +91,15 @@ def load_tree(root: Path) -> ConfigTree:
     for account in accounts:
         for agent in account.agents:
             layers = [layer for layer in (global_layer, account.layer, agent.layer) if layer]
-            _, found = cascade.validate(cascade.merge(layers))
+            merged = cascade.merge(layers)
+            config, found = cascade.validate(merged)
             problems.extend(found)
+            if config is None:
+                continue
+            for check in checks:
+                problems.extend(
+                    replace(p, source=cascade.source_of(merged, p.key)) for p in check(config)
+                )
     if problems:
         raise ConfigTreeInvalid(_unique(problems))
     return ConfigTree(global_layer=global_layer, accounts=accounts)
@@ -167,7 +181,7 @@ def _load_agent(folder: Path, problems: list[ConfigProblem]) -> AgentSpec | None
 
 def _read_yaml(path: Path, problems: list[ConfigProblem]) -> dict[str, Any] | None:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"

@@ -6,8 +6,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from switchboard.registry.bounds import check_overrides
 from switchboard.tenancy.schemas import Slug, StrictModel
 
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[\w.:-]+$")]
@@ -16,6 +17,9 @@ ToolName = Annotated[str, StringConstraints(min_length=1, max_length=100, patter
 ModelName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Prompt = Annotated[str, StringConstraints(max_length=100_000)]
 Description = Annotated[str, StringConstraints(max_length=10_000)]
+
+ConfigOverrides = Annotated[dict[str, Any], AfterValidator(check_overrides)]
+"""An agent's config overrides: JSON, bounded in keys, depth and size (422 beyond)."""
 
 PROFILE_FIELDS = ("display_name", "description", "capabilities", "tags", "team", "enabled")
 CASCADED_FIELDS = ("system_prompt", "model", "tools")
@@ -32,7 +36,7 @@ class AgentCreate(StrictModel):
     tags: list[Tag] = Field(default_factory=list, max_length=64)
     team: Slug | None = None
     enabled: bool = True
-    config: dict[str, Any] = Field(
+    config: ConfigOverrides = Field(
         default_factory=dict, description="Overrides merged last into the config cascade."
     )
 
@@ -49,7 +53,7 @@ class AgentPatch(StrictModel):
     tags: list[Tag] | None = Field(default=None, max_length=64)
     team: Slug | None = None
     enabled: bool | None = None
-    config: dict[str, Any] | None = None
+    config: ConfigOverrides | None = None
 
 
 class AgentOut(BaseModel):
