@@ -20,7 +20,7 @@ from switchboard.registry.apply import ConfigApplier
 from switchboard.registry.service import AgentService
 from switchboard.retry import RetryPolicy
 from switchboard.runtime.chat import ChatService
-from switchboard.runtime.models import ModelFactory
+from switchboard.runtime.models import ModelFactory, check_model
 from switchboard.runtime.tools.registry import check_tools
 from switchboard.settings import Settings
 from switchboard.tenancy.service import TenancyService
@@ -70,7 +70,7 @@ async def build_container(settings: Settings, *, metrics: Metrics | None = None)
         lock_timeout_s=max(settings.sqlite_busy_timeout_ms / 1000, 0.1),
     )
     admin_key = settings.admin_key.get_secret_value() if settings.admin_key else None
-    agents = AgentService(uow, check_tools=check_tools)
+    agents = AgentService(uow, checks=(check_tools, check_model))
     conversations = ConversationService(uow)
     ledger = LedgerService(uow)
     models = ModelFactory()

@@ -56,6 +56,7 @@ async def seed_demo(container: Container) -> Seeded:
                     tools=["calculate", "current_time", "remember", "recall"],
                     tags=["demo"],
                 ),
+                actor="operator",
             )
         return scope, created
 
@@ -91,6 +92,7 @@ async def _seed_directories(container: Container, scope: AccountScope) -> None:
                 tools=["search_directory", "get_directory_entry"],
                 tags=["demo", "directory"],
             ),
+            actor="operator",
         )
     schemas = await container.directories.schemas(scope)
     generated: dict[str, Callable[[], Iterator[dict[str, Any]]]] = {

@@ -22,6 +22,7 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_DATABASE_URL
     redis_url: str | None = None  # shares provider limits across processes and machines
     admin_key: SecretStr | None = None
+    metrics_token: SecretStr | None = None  # may read /metrics (and nothing else)
 
     # Pool settings (PostgreSQL; SQLite uses the same queue pool).
     db_pool_size: int = Field(default=20, ge=1)

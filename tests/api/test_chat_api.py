@@ -103,17 +103,19 @@ async def test_parallel_tool_calls_run_concurrently_each_with_its_own_unit_of_wo
     """The two tools meet at a barrier before writing: if they ran one after the other, the
     first would time out waiting for the second."""
     slug, headers = await new_account(client)
-    await client.post(
+    created = await client.post(
         f"/v1/accounts/{slug}/agents",
-        headers=headers,
+        headers=ADMIN,  # custom tools are the operator's to declare
         json={
             "slug": "pair",
             "tools": ["meet_a", "meet_b"],
             "config": {
-                "custom_tools": {"meet_a": "tests.tools:meet_a", "meet_b": "tests.tools:meet_b"}
+                "tool_modules": ["tests.tools"],
+                "custom_tools": {"meet_a": "tests.tools:meet_a", "meet_b": "tests.tools:meet_b"},
             },
         },
     )
+    assert created.status_code == 201, created.text
     reset_barrier("pair", 2)
     response = await chat(client, slug, "pair", headers, message="hello")
     assert response.status_code == 200, response.text
@@ -125,14 +127,15 @@ async def test_parallel_tool_calls_run_concurrently_each_with_its_own_unit_of_wo
 
 async def test_failing_and_hanging_tools_do_not_break_the_turn(client: httpx.AsyncClient) -> None:
     slug, headers = await new_account(client)
-    await client.post(
+    created = await client.post(
         f"/v1/accounts/{slug}/agents",
-        headers=headers,
+        headers=ADMIN,
         json={
             "slug": "flaky",
             "tools": ["boom", "hang", "echo"],
             "config": {
                 "tool_timeout_s": 0.3,
+                "tool_modules": ["tests.tools"],
                 "custom_tools": {
                     "boom": "tests.tools:boom",
                     "hang": "tests.tools:hang",
@@ -141,6 +144,7 @@ async def test_failing_and_hanging_tools_do_not_break_the_turn(client: httpx.Asy
             },
         },
     )
+    assert created.status_code == 201, created.text
     response = await chat(client, slug, "flaky", headers, message="try")
     assert response.status_code == 200, response.text
     body = response.json()
@@ -232,14 +236,17 @@ async def test_chat_errors(client: httpx.AsyncClient) -> None:
 async def test_unknown_tools_and_broken_paths_are_rejected_at_registration(
     client: httpx.AsyncClient,
 ) -> None:
-    slug, headers = await new_account(client)
+    slug, _ = await new_account(client)
     response = await client.post(
         f"/v1/accounts/{slug}/agents",
-        headers=headers,
+        headers=ADMIN,
         json={
             "slug": "bad",
             "tools": ["nope", "x"],
-            "config": {"custom_tools": {"x": "tests.tools:missing_function"}},
+            "config": {
+                "tool_modules": ["tests.tools"],
+                "custom_tools": {"x": "tests.tools:missing_function"},
+            },
         },
     )
     assert response.status_code == 422
@@ -252,9 +259,9 @@ async def test_missing_provider_key_is_a_clear_configuration_error(
     client: httpx.AsyncClient,
 ) -> None:
     slug, headers = await new_account(client)
-    await client.post(
+    created = await client.post(
         f"/v1/accounts/{slug}/agents",
-        headers=headers,
+        headers=ADMIN,
         json={
             "slug": "keyless",
             "model": "local:m",
@@ -262,17 +269,18 @@ async def test_missing_provider_key_is_a_clear_configuration_error(
                 "providers": {
                     "local": {
                         "base_url": "http://127.0.0.1:9/v1",
-                        "api_key_env": "SWITCHBOARD_TEST_UNSET_KEY",
+                        "api_key_env": "TEST_UNSET_PROVIDER_KEY",
                     }
                 }
             },
         },
     )
+    assert created.status_code == 201, created.text
     response = await chat(client, slug, "keyless", headers, message="hi")
     assert response.status_code == 500
     error = response.json()["error"]
     assert error["code"] == "PROVIDER_MISCONFIGURED"
-    assert "SWITCHBOARD_TEST_UNSET_KEY" in error["message"]
+    assert "TEST_UNSET_PROVIDER_KEY" in error["message"]
 
 
 async def test_admin_can_chat_on_any_account(client: httpx.AsyncClient) -> None:
@@ -294,7 +302,7 @@ async def test_bodies_are_stored_only_when_asked(settings: Settings) -> None:
         await client.post(base, headers=headers, json={"slug": "quiet"})
         await client.post(
             base,
-            headers=headers,
+            headers=ADMIN,  # what the ledger stores is the operator's decision
             json={"slug": "loud", "config": {"ledger": {"store_bodies": True}}},
         )
         quiet = (await chat(client, slug, "quiet", headers, message="not kept")).json()

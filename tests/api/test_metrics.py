@@ -25,7 +25,7 @@ async def test_metrics_cover_requests_pool_ledger_and_loop(settings: Settings) -
         slug, headers = await new_account(client)
         await client.get(f"/v1/accounts/{slug}", headers=headers)
         await client.get("/v1/accounts/nope", headers=headers)
-        response = await client.get("/metrics")
+        response = await client.get("/metrics", headers=ADMIN)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     text = response.text
@@ -74,7 +74,7 @@ async def test_provider_metrics_show_limits_waits_retries_and_refusals(
         refused = await http.post(
             f"/v1/accounts/{slug}/agents/bot/chat", headers=ADMIN, json={"message": "over budget"}
         )
-        text = (await http.get("/metrics")).text
+        text = (await http.get("/metrics", headers=ADMIN)).text
     assert refused.status_code == 402
     assert _value(text, "switchboard_budget_refusals_total") == 1
     assert (
@@ -97,6 +97,6 @@ async def test_event_loop_lag_is_measured(settings: Settings) -> None:
         for _ in range(5):
             await asyncio.sleep(0)  # let the overdue monitor run once
         lag = gauge._value.get()
-        text = (await client.get("/metrics")).text
+        text = (await client.get("/metrics", headers=ADMIN)).text
     assert lag >= 0.1  # its 0.25 s timer fired at least 0.15 s late
     assert "switchboard_event_loop_lag_seconds" in text

@@ -55,16 +55,25 @@ async def test_a_failing_participant_does_not_fail_the_discussion(
             headers=ADMIN,
             json={
                 "prompt": "hello",
-                "participants": ["demo", "nope:model", "bot"],
+                # a provider the server knows, but whose SDK or key is missing here
+                "participants": ["demo", "groq:llama-3.3-70b-versatile", "bot"],
             },
+        )
+        unknown = await http.post(
+            f"/v1/accounts/{slug}/discussions",
+            headers=ADMIN,
+            json={"prompt": "hello", "participants": ["demo", "nope:model"]},
         )
     assert response.status_code == 200, response.text
     [answers] = response.json()["rounds"]
     by_name = {a["participant"]: a for a in answers}
     assert by_name["demo"]["answer"] == "You said: hello"
     assert by_name["bot"]["answer"].startswith("Fake answer to: hello")
-    assert by_name["nope:model"]["answer"] is None
-    assert by_name["nope:model"]["error"]["code"] == "PROVIDER_MISCONFIGURED"
+    assert by_name["groq:llama-3.3-70b-versatile"]["answer"] is None
+    assert by_name["groq:llama-3.3-70b-versatile"]["error"]["code"] == "PROVIDER_MISCONFIGURED"
+    # an unknown provider is the request's own error, found before anything is called
+    assert unknown.status_code == 422, unknown.text
+    assert unknown.json()["error"]["code"] == "INVALID_CONFIG"
 
 
 async def test_quorum_ends_the_round_and_cancels_the_rest(

@@ -63,7 +63,7 @@ async def test_registration_race_through_the_service(
     async def register() -> str:
         await barrier.wait()
         try:
-            await container.agents.create(account, AgentCreate(slug="svc"))
+            await container.agents.create(account, AgentCreate(slug="svc"), actor="tenant")
         except Conflict as exc:
             return exc.code
         return "created"

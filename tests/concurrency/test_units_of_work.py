@@ -130,11 +130,15 @@ async def test_200_concurrent_mixed_reads_and_writes(
     async def work(i: int) -> str:
         await barrier.wait()
         if i % 4 == 0:
-            await container.agents.create(account, AgentCreate(slug=f"m-{i}", tags=["load"]))
+            await container.agents.create(
+                account, AgentCreate(slug=f"m-{i}", tags=["load"]), actor="tenant"
+            )
             return "write"
         if i % 4 == 1:
             try:
-                await container.agents.update(account, "m-0", AgentPatch(description=str(i)))
+                await container.agents.update(
+                    account, "m-0", AgentPatch(description=str(i)), actor="tenant"
+                )
             except NotFound:
                 return "miss"  # m-0 may not exist yet: a legitimate answer, not an error
             return "patch"
@@ -150,5 +154,5 @@ async def test_200_concurrent_mixed_reads_and_writes(
 
 
 async def test_ids_are_uuids(container: Container, account: AccountScope) -> None:
-    agent = await container.agents.create(account, AgentCreate(slug="uuid"))
+    agent = await container.agents.create(account, AgentCreate(slug="uuid"), actor="tenant")
     assert isinstance(agent.id, uuid.UUID)

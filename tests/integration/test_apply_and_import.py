@@ -27,7 +27,7 @@ def tree_files(account: str) -> dict[str, str]:
     return {
         "global.yaml": "model_settings: {max_tokens: 300}\n",
         f"{account}/account.yaml": "name: Acme\nmodel_settings: {temperature: 0.4}\n",
-        f"{account}/support/config.yaml": "display_name: Support\ntags: [x, y]\nmodel: m1\n",
+        f"{account}/support/config.yaml": "display_name: Support\ntags: [x, y]\nmodel: openai:m1\n",
         f"{account}/sales/config.yaml": "team: revenue\n",
     }
 
@@ -57,7 +57,7 @@ async def test_apply_creates_then_is_idempotent(container: Container, tmp_path: 
     resolved = await container.agents.resolve(scope, "support")
     sources = {k: s for k, _, s in cascade.explain(resolved.merged)}
     root = str(tmp_path)
-    assert resolved.config.model == "m1"
+    assert resolved.config.model == "openai:m1"
     assert sources["model"] == f"{root}/{slug}/support/config.yaml"
     assert sources["model_settings.temperature"] == f"{root}/{slug}/account.yaml"
     assert sources["model_settings.max_tokens"] == f"{root}/global.yaml"
@@ -73,11 +73,14 @@ async def test_db_overrides_win_over_files(container: Container, tmp_path: Path)
     from switchboard.registry.schemas import AgentPatch
 
     await container.agents.update(
-        scope, "support", AgentPatch(model="m2", config={"model_settings": {"max_tokens": 42}})
+        scope,
+        "support",
+        AgentPatch(model="openai:m2", config={"model_settings": {"max_tokens": 42}}),
+        actor="tenant",
     )
     resolved = await container.agents.resolve(scope, "support")
     sources = {k: s for k, _, s in cascade.explain(resolved.merged)}
-    assert (resolved.config.model, sources["model"]) == ("m2", "db")
+    assert (resolved.config.model, sources["model"]) == ("openai:m2", "db")
     assert resolved.config.model_settings.max_tokens == 42
     assert sources["model_settings.max_tokens"] == "db"
 
@@ -126,7 +129,7 @@ async def test_legacy_import(container: Container, account: AccountScope) -> Non
 async def test_legacy_import_reports_every_problem_and_imports_nothing(
     container: Container, account: AccountScope
 ) -> None:
-    await container.agents.create(account, AgentCreate(slug="taken"))
+    await container.agents.create(account, AgentCreate(slug="taken"), actor="operator")
     entries: list[object] = [
         {"slug": "fine"},
         {"slug": "fine"},
@@ -186,8 +189,8 @@ async def test_budget_is_not_an_api_config_override(
     container: Container, account: AccountScope
 ) -> None:
     with pytest.raises(InvalidRequest) as caught:
-        await container.agents.create(
-            account, AgentCreate(slug="b", config={"budget": {"limit_usd": "1"}})
+        await container.agents.create(  # even the operator: budgets have their own API
+            account, AgentCreate(slug="b", config={"budget": {"limit_usd": "1"}}), actor="operator"
         )
     assert caught.value.code == "INVALID_CONFIG"
     assert "PUT /v1/accounts/{account}/budget" in caught.value.message

@@ -44,7 +44,8 @@ def test_apply_explain_and_import(env_database: str, tmp_path: Path) -> None:
     root = write(tmp_path / "configs", files)
     dry = runner.invoke(app, ["apply", str(root), "--dry-run"])
     assert dry.exit_code == 0, dry.output
-    assert "is valid: 1 accounts, 1 agents" in dry.output
+    assert "is valid; apply would change accounts 1 created, 0 updated" in dry.output
+    assert "agents 1 created" in dry.output
 
     applied = runner.invoke(app, ["apply", str(root)])
     assert applied.exit_code == 0, applied.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
@@ -10,6 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from switchboard.bootstrap import Container
 from switchboard.db.uow import AccountScope
 from switchboard.errors import Forbidden
+from switchboard.registry.roles import Actor
 from switchboard.tenancy.service import Principal
 
 _bearer = HTTPBearer(auto_error=False, description="An account API key or the admin key")
@@ -40,6 +42,35 @@ async def require_admin(principal: PrincipalDep) -> Principal:
 
 
 AdminDep = Annotated[Principal, Depends(require_admin)]
+
+
+def get_actor(principal: PrincipalDep) -> Actor:
+    """The admin key acts as the operator; an account key as a tenant of its account."""
+    return "operator" if principal.is_admin else "tenant"
+
+
+ActorDep = Annotated[Actor, Depends(get_actor)]
+
+
+async def require_metrics_access(
+    container: ContainerDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    """``/metrics``: the admin key, or the separate SWITCHBOARD_METRICS_TOKEN (for a scraper
+    that should hold nothing more)."""
+    token = container.settings.metrics_token
+    presented = credentials.credentials if credentials else None
+    if (
+        token is not None
+        and presented is not None
+        and secrets.compare_digest(presented.encode(), token.get_secret_value().encode())
+    ):
+        return
+    principal = await container.tenancy.authenticate(presented)
+    if not principal.is_admin:
+        raise Forbidden("metrics need the admin key or the metrics token", code="ADMIN_REQUIRED")
+
+
 AccountSlug = Annotated[str, Path(min_length=1, max_length=64, description="Account slug")]
 AgentSlug = Annotated[str, Path(min_length=1, max_length=64, description="Agent slug")]
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import contextlib
 import time
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import func, select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from switchboard.api.deps import ContainerDep
+from switchboard.api.deps import ContainerDep, require_metrics_access
 from switchboard.db.uow import UnitOfWork
 from switchboard.errors import SwitchboardError
 from switchboard.ledger.models import LlmRequest
@@ -19,7 +19,12 @@ from switchboard.metrics import Metrics
 router = APIRouter(tags=["health"])
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics (the admin key or SWITCHBOARD_METRICS_TOKEN)",
+    response_class=Response,
+    dependencies=[Depends(require_metrics_access)],
+)
 async def metrics(container: ContainerDep) -> Response:
     m = container.metrics
     for key, (in_use, queued) in container.limiter.snapshot().items():

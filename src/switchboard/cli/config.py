@@ -10,6 +10,11 @@ from switchboard.bootstrap import Container
 from switchboard.cli.common import account_scope, console, fail, run_with_container
 from switchboard.registry import cascade
 from switchboard.registry.config_tree import ConfigTreeInvalid, load_tree
+from switchboard.runtime.models import check_model
+from switchboard.runtime.tools.registry import check_tools
+
+# The checks registration makes beyond the schema: the same in `apply` and `apply --dry-run`.
+RUNTIME_CHECKS = (check_tools, check_model)
 
 app = typer.Typer(help="Inspect the configuration cascade.", no_args_is_help=True)
 
@@ -21,22 +26,20 @@ def apply(
     """Create or update the accounts and agents of a config tree, all in one transaction.
 
     Layout: PATH/global.yaml, PATH/<account>/account.yaml, PATH/<account>/<agent>/config.yaml.
-    Every problem (bad YAML, invalid value, misplaced or misspelt file) is reported with its file
-    and key, and then nothing is applied.
+    Every problem (bad YAML, invalid value, misplaced or misspelt file, a tool or model that
+    would not load) is reported with its file and key, and then nothing is applied.
+    --dry-run makes every check apply makes, against the database too, then rolls back.
     """
     try:
-        tree = load_tree(path)
+        tree = load_tree(path, checks=RUNTIME_CHECKS)
     except ConfigTreeInvalid as exc:
         fail(f"{path}: nothing applied", problems=[str(p) for p in exc.problems])
-    agents = sum(len(a.agents) for a in tree.accounts)
-    if dry_run:
-        console.print(f"{path} is valid: {len(tree.accounts)} accounts, {agents} agents")
-        return
 
     async def op(c: Container) -> None:
-        report = await c.applier.apply(tree)
+        report = await c.applier.apply(tree, dry_run=dry_run)
+        verb = f"{path} is valid; apply would change" if dry_run else f"applied {path}:"
         console.print(
-            f"applied {path}: accounts {len(report.accounts_created)} created, "
+            f"{verb} accounts {len(report.accounts_created)} created, "
             f"{len(report.accounts_updated)} updated; agents {len(report.agents_created)} "
             f"created, {len(report.agents_updated)} updated"
         )

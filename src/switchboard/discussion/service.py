@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pydantic_ai import Agent
 
@@ -17,9 +17,11 @@ from switchboard.discussion.schemas import AnswerOut, DiscussionIn, DiscussionOu
 from switchboard.errors import ProviderTimeout, SwitchboardError
 from switchboard.ledger.pricing import nano_to_usd_str
 from switchboard.registry.config_schema import EffectiveConfig
-from switchboard.registry.service import AgentService
+from switchboard.registry.roles import model_allowed, model_not_allowed
+from switchboard.registry.service import AgentService, invalid_config
 from switchboard.runtime.chat import ChatService
 from switchboard.runtime.ledgered import CallRecord
+from switchboard.runtime.models import check_model
 
 SYNTHESIS_INSTRUCTIONS = (
     "You are the synthesizer of a discussion. Combine the participants' answers into one "
@@ -62,10 +64,21 @@ class DiscussionService:
         self._chat = chat
 
     async def _speaker(self, scope: AccountScope, name: str, account: EffectiveConfig) -> Speaker:
+        """An agent of the account, or a model string on the account's config — which obeys
+        the operator's ``models.allowed`` (403) and must name a provider the server knows
+        (422), checked before anything is called."""
         resolved = await self._agents.find(scope, name)
         if resolved is not None:
             return Speaker(name, resolved.config, resolved.agent.id, resolved.agent.slug)
-        return Speaker(name, account.model_copy(update={"model": name}), None, None)
+        config = account.model_copy(update={"model": name})
+        if not model_allowed(config):
+            raise model_not_allowed(name)
+        problems = check_model(config)
+        if problems:
+            raise invalid_config(
+                [replace(p, key=f"participants: {name}", source="request") for p in problems]
+            )
+        return Speaker(name, config, None, None)
 
     async def run(self, scope: AccountScope, request: DiscussionIn) -> DiscussionOut:
         discussion_id = uuid.uuid4()

@@ -24,14 +24,20 @@ class ApplyReport:
     agents_updated: list[str] = field(default_factory=list)
 
 
+class _DryRun(Exception):  # control flow: never leaves this module
+    def __init__(self, report: ApplyReport) -> None:
+        self.report = report
+
+
 class ConfigApplier:
     def __init__(self, uow: UnitOfWorkFactory, *, agents: AgentService) -> None:
         self._uow = uow
         self._agents = agents
 
-    async def apply(self, tree: ConfigTree) -> ApplyReport:
+    async def apply(self, tree: ConfigTree, *, dry_run: bool = False) -> ApplyReport:
         """Create or update every account, agent and config layer of ``tree``; all or nothing.
-        Running it twice changes nothing the second time. Agents absent from the tree are kept."""
+        Running it twice changes nothing the second time. Agents absent from the tree are kept.
+        ``dry_run`` does all of it — every check ``apply`` makes — and then rolls back."""
 
         async def op(u: UnitOfWork) -> ApplyReport:
             report = ApplyReport()
@@ -54,13 +60,18 @@ class ConfigApplier:
                     await _apply_budget(scoped, agent_spec.layer, agent=agent_spec.slug)
                     name = f"{spec.slug}/{agent_spec.slug}"
                     (report.agents_created if created else report.agents_updated).append(name)
+            if dry_run:
+                raise _DryRun(report)  # leaving the unit of work uncommitted rolls it back
             return report
 
-        return await self._uow.run(op)
+        try:
+            return await self._uow.run(op)
+        except _DryRun as rolled_back:
+            return rolled_back.report
 
     async def _apply_agent(self, u: UnitOfWork, spec: AgentSpec) -> bool:
         repo = AgentRepository(u)
-        agent = await self._agents.create_in(u, spec.profile)
+        agent = await self._agents.create_in(u, spec.profile, actor="operator")
         created = agent is not None
         if agent is None:
             profile = spec.profile.model_dump(include=set(PROFILE_FIELDS) - {"tags"})
@@ -76,7 +87,9 @@ class ConfigApplier:
             agent_id=agent.id,
         )
         fields = {name: getattr(agent, name) for name in CASCADED_FIELDS}
-        await self._agents.check_config_in(u, agent=agent, fields=fields, overrides=agent.config)
+        await self._agents.check_config_in(
+            u, agent=agent, fields=fields, overrides=agent.config, actor="operator"
+        )
         return created
 
 

@@ -1,14 +1,28 @@
 """The shape of an agent's effective configuration. Unknown keys are errors, so a misspelt key
-in a config file is reported instead of silently ignored. Built-in defaults come from here."""
+in a config file is reported instead of silently ignored. Built-in defaults come from here.
+
+Every top-level key has a **role** (``json_schema_extra={"role": …}``, read by
+:mod:`switchboard.registry.roles`): ``operator`` keys — code to load, endpoints, credentials,
+prices, limits, retries, budgets, directory schemas, the ceilings themselves — come only from the
+config tree, the admin key or the CLI; ``tenant`` keys may also be set with an account key, on
+that account's own agents (timeouts only up to the operator's ``ceilings``).
+"""
 
 from __future__ import annotations
 
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from switchboard.directory.config import DirectoryConfig, DirectoryName
+
+Role = Literal["operator", "tenant"]
+ENV_NAME = r"^[A-Z_][A-Z0-9_]{0,127}$"
+
+
+def _role(role: Role, **kwargs: Any) -> Any:
+    return Field(json_schema_extra={"role": role}, **kwargs)
 
 
 class _Strict(BaseModel):
@@ -46,9 +60,22 @@ class RetryConfig(_Strict):
 class ProviderConfig(_Strict):
     """An OpenAI-compatible endpoint (Ollama, vLLM, OpenRouter, the fake provider)."""
 
-    base_url: Annotated[str, StringConstraints(pattern=r"^https?://")] | None = None
-    api_key_env: str | None = None
+    base_url: Annotated[str, StringConstraints(pattern=r"^https?://", max_length=2000)] | None = (
+        None
+    )
+    api_key_env: Annotated[str, StringConstraints(pattern=ENV_NAME)] | None = Field(
+        default=None,
+        description="The environment variable holding this endpoint's key; never one of the "
+        "server's own SWITCHBOARD_* variables.",
+    )
     max_concurrency: int = Field(default=5, ge=1, le=10_000)
+    per_account_max_concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000,
+        description="At most this many of the provider's slots held by one account at once, so "
+        "one tenant cannot take them all.",
+    )
     rpm: int | None = Field(default=None, ge=1)
     tpm: int | None = Field(default=None, ge=1)
     queue_timeout_s: float = Field(default=30.0, gt=0, le=3600)
@@ -58,6 +85,13 @@ class ProviderConfig(_Strict):
         description="The endpoint reports cumulative usage in every stream chunk (vLLM, the "
         "fake provider); a stream cut short then keeps its exact partial usage.",
     )
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _not_a_server_secret(cls, value: str | None) -> str | None:
+        if value is not None and value.startswith("SWITCHBOARD_"):
+            raise ValueError("SWITCHBOARD_* variables are the server's own, never a provider key")
+        return value
 
 
 class PriceConfig(_Strict):
@@ -78,23 +112,53 @@ class LedgerConfig(_Strict):
     store_bodies: bool = False
 
 
-class EffectiveConfig(_Strict):
-    model: Annotated[str, StringConstraints(min_length=1, max_length=200)] = "demo"
-    system_prompt: str = "You are a helpful assistant."
-    tools: list[str] = Field(default_factory=list)
-    custom_tools: dict[str, str] = Field(
-        default_factory=dict, description="tool name → 'package.module:function'"
+class ModelPolicy(_Strict):
+    allowed: list[Annotated[str, StringConstraints(min_length=1, max_length=200)]] | None = Field(
+        default=None,
+        max_length=1000,
+        description="Model strings (shell-style patterns such as 'fake:*') the account's agents "
+        "may use; null allows every model the server can reach.",
     )
-    model_settings: ModelSettingsConfig = ModelSettingsConfig()
-    memory: MemoryConfig = MemoryConfig()
-    tool_timeout_s: float = Field(default=30.0, gt=0, le=3600)
-    request_timeout_s: float = Field(default=120.0, gt=0, le=3600)
-    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
-    prices: dict[str, PriceConfig] = Field(default_factory=dict)
-    ledger: LedgerConfig = LedgerConfig()
-    retry: RetryConfig = RetryConfig()
-    budget: BudgetConfig | None = None
-    directories: dict[DirectoryName, DirectoryConfig] = Field(
+
+
+class Ceilings(_Strict):
+    """The most a tenant may set a timeout to (the operator may go above)."""
+
+    request_timeout_s: float = Field(default=300.0, gt=0, le=3600)
+    tool_timeout_s: float = Field(default=120.0, gt=0, le=3600)
+
+
+class EffectiveConfig(_Strict):
+    model: Annotated[str, StringConstraints(min_length=1, max_length=200)] = _role(
+        "tenant", default="demo"
+    )
+    system_prompt: str = _role("tenant", default="You are a helpful assistant.")
+    tools: list[str] = _role(
+        "tenant",
+        default_factory=list,
+        description="Built-in tools and the custom tools the operator declared",
+    )
+    custom_tools: dict[str, str] = _role(
+        "operator", default_factory=dict, description="tool name → 'package.module:function'"
+    )
+    tool_modules: list[Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][\w.]*$")]] = _role(
+        "operator",
+        default_factory=list,
+        description="Modules (and their submodules) custom tools may be loaded from",
+    )
+    model_settings: ModelSettingsConfig = _role("tenant", default=ModelSettingsConfig())
+    memory: MemoryConfig = _role("tenant", default=MemoryConfig())
+    tool_timeout_s: float = _role("tenant", default=30.0, gt=0, le=3600)
+    request_timeout_s: float = _role("tenant", default=120.0, gt=0, le=3600)
+    ceilings: Ceilings = _role("operator", default=Ceilings())
+    models: ModelPolicy = _role("operator", default=ModelPolicy())
+    providers: dict[str, ProviderConfig] = _role("operator", default_factory=dict)
+    prices: dict[str, PriceConfig] = _role("operator", default_factory=dict)
+    ledger: LedgerConfig = _role("operator", default=LedgerConfig())
+    retry: RetryConfig = _role("operator", default=RetryConfig())
+    budget: BudgetConfig | None = _role("operator", default=None)
+    directories: dict[DirectoryName, DirectoryConfig] = _role(
+        "operator",
         default_factory=dict,
         description="The account's directory schemas (global.yaml or account.yaml only)",
     )

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from switchboard.api.deps import AgentSlug, ContainerDep, ScopeDep
+from switchboard.api.deps import ActorDep, AgentSlug, ContainerDep, ScopeDep
 from switchboard.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from switchboard.registry import cascade
 from switchboard.registry.repository import AgentFilters
@@ -25,9 +25,14 @@ router = APIRouter(prefix="/v1/accounts/{account}/agents", tags=["agents"])
     status_code=status.HTTP_201_CREATED,
     response_model=AgentOut,
     summary="Register an agent; 409 AGENT_ALREADY_EXISTS when the slug is taken",
+    description="With an account key, operator keys in `config` (providers, prices, "
+    "custom_tools, …) are refused with 403 OPERATOR_SETTING and a model outside the "
+    "operator's `models.allowed` with 403 MODEL_NOT_ALLOWED.",
 )
-async def create_agent(body: AgentCreate, scope: ScopeDep, container: ContainerDep) -> AgentOut:
-    return AgentOut.model_validate(await container.agents.create(scope, body))
+async def create_agent(
+    body: AgentCreate, scope: ScopeDep, actor: ActorDep, container: ContainerDep
+) -> AgentOut:
+    return AgentOut.model_validate(await container.agents.create(scope, body, actor=actor))
 
 
 @router.get("", response_model=AgentPage, summary="List agents, sorted by slug")
@@ -53,9 +58,9 @@ async def get_agent(agent: AgentSlug, scope: ScopeDep, container: ContainerDep) 
 
 @router.patch("/{agent}", response_model=AgentOut, summary="Change some fields of an agent")
 async def patch_agent(
-    agent: AgentSlug, body: AgentPatch, scope: ScopeDep, container: ContainerDep
+    agent: AgentSlug, body: AgentPatch, scope: ScopeDep, actor: ActorDep, container: ContainerDep
 ) -> AgentOut:
-    return AgentOut.model_validate(await container.agents.update(scope, agent, body))
+    return AgentOut.model_validate(await container.agents.update(scope, agent, body, actor=actor))
 
 
 @router.delete("/{agent}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete an agent")

@@ -16,6 +16,14 @@ from switchboard.registry import cascade
 from switchboard.registry.config_schema import EffectiveConfig
 from switchboard.registry.models import Agent, ConfigLayer, layer_key
 from switchboard.registry.repository import AgentFilters, AgentRepository, ConfigLayerRepository
+from switchboard.registry.roles import (
+    Actor,
+    check_tenant_write,
+    model_allowed,
+    model_not_allowed,
+    operator_changes,
+    operator_setting,
+)
 from switchboard.registry.schemas import CASCADED_FIELDS, AgentCreate, AgentPatch
 
 
@@ -88,28 +96,30 @@ def invalid_config(problems: Sequence[cascade.ConfigProblem]) -> InvalidRequest:
     )
 
 
-ToolChecker = Callable[[EffectiveConfig], list[cascade.ConfigProblem]]
+ConfigChecker = Callable[[EffectiveConfig], list[cascade.ConfigProblem]]
 
 
 class AgentService:
-    def __init__(self, uow: UnitOfWorkFactory, *, check_tools: ToolChecker | None = None) -> None:
+    def __init__(self, uow: UnitOfWorkFactory, *, checks: Sequence[ConfigChecker] = ()) -> None:
+        """``checks`` look at a valid effective config beyond its schema (tools that load,
+        models that resolve); the runtime provides them."""
         self._uow = uow
-        self._check_tools = check_tools
+        self._checks = tuple(checks)
 
-    async def create(self, scope: AccountScope, data: AgentCreate) -> Agent:
+    async def create(self, scope: AccountScope, data: AgentCreate, *, actor: Actor) -> Agent:
         async def op(u: UnitOfWork) -> Agent:
-            agent = await self.create_in(u, data)
+            agent = await self.create_in(u, data, actor=actor)
             if agent is None:
                 raise agent_exists(data.slug)
             return agent
 
         return await self._uow.run(op, scope=scope)
 
-    async def create_in(self, u: UnitOfWork, data: AgentCreate) -> Agent | None:
+    async def create_in(self, u: UnitOfWork, data: AgentCreate, *, actor: Actor) -> Agent | None:
         """Insert within an open unit of work; ``None`` when the slug is taken."""
         values = data.model_dump(exclude={"tags"})
         values["display_name"] = data.display_name or data.slug
-        await self.check_config_in(u, agent=None, fields=values, overrides=data.config)
+        await self.check_config_in(u, agent=None, fields=values, overrides=data.config, actor=actor)
         return await AgentRepository(u).insert(values, tags=data.tags)
 
     async def get(self, scope: AccountScope, slug: str) -> Agent:
@@ -134,7 +144,9 @@ class AgentService:
             return rows[:limit], encode_cursor(rows[limit - 1].slug)
         return rows, None
 
-    async def update(self, scope: AccountScope, slug: str, patch: AgentPatch) -> Agent:
+    async def update(
+        self, scope: AccountScope, slug: str, patch: AgentPatch, *, actor: Actor
+    ) -> Agent:
         changes = patch.model_dump(exclude_unset=True)
         tags = changes.pop("tags", None)
         for required in ("display_name", "description", "capabilities", "enabled", "config"):
@@ -143,6 +155,10 @@ class AgentService:
 
         async def op(u: UnitOfWork) -> Agent:
             repo = AgentRepository(u)
+            before = await repo.get(slug, with_tags=False)
+            if before is None:
+                raise agent_not_found(slug)
+            old_overrides = dict(before.config)  # copied: the update below refreshes ``before``
             agent_id = await repo.update(slug, changes) if changes else None
             agent = await repo.get(slug)
             if agent is None or (changes and agent_id is None):
@@ -152,7 +168,14 @@ class AgentService:
                 agent = await repo.get(slug)
                 assert agent is not None
             fields = {name: getattr(agent, name) for name in CASCADED_FIELDS}
-            await self.check_config_in(u, agent=agent, fields=fields, overrides=agent.config)
+            await self.check_config_in(
+                u,
+                agent=agent,
+                fields=fields,
+                overrides=agent.config,
+                actor=actor,
+                old_overrides=old_overrides,
+            )
             return agent
 
         return await self._uow.run(op, scope=scope)
@@ -232,7 +255,7 @@ class AgentService:
             failed: list[dict[str, object]] = []
             for index, data in parsed:
                 try:
-                    agent = await self.create_in(u, data)
+                    agent = await self.create_in(u, data, actor="operator")  # CLI only
                 except InvalidRequest as exc:
                     failed.append({"index": index, "field": "config", "message": exc.message})
                     continue
@@ -259,7 +282,15 @@ class AgentService:
         agent: Agent | None,
         fields: Mapping[str, Any],
         overrides: Mapping[str, Any],
+        actor: Actor,
+        old_overrides: Mapping[str, Any] | None = None,
     ) -> None:
+        """Raise unless the agent's config would be valid — and, for a tenant, unless the write
+        stays within the tenant's keys (403 ``OPERATOR_SETTING`` / ``MODEL_NOT_ALLOWED``)."""
+        if actor == "tenant":
+            changed = operator_changes(old_overrides or {}, overrides)
+            if changed:  # before validation: a tenant learns nothing about operator keys
+                raise operator_setting(changed)
         repo = ConfigLayerRepository(u)
         stored = (
             await repo.for_agent(agent)
@@ -278,11 +309,15 @@ class AgentService:
                     "set budgets with PUT /v1/accounts/{account}/budget or in config files",
                 )
             )
-        if config is not None and self._check_tools is not None:
-            problems += [
-                replace(p, source=cascade.source_of(merged, p.key))
-                for p in self._check_tools(config)
-            ]
+        if config is not None:
+            if actor == "tenant":
+                check_tenant_write(old=old_overrides or {}, new=overrides, config=config)
+                if not model_allowed(config):
+                    raise model_not_allowed(config.model)
+            for check in self._checks:
+                problems += [
+                    replace(p, source=cascade.source_of(merged, p.key)) for p in check(config)
+                ]
         if problems:
             raise invalid_config(problems)
 

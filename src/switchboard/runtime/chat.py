@@ -183,7 +183,9 @@ class ChatService:
         retry = config.retry
         traffic = Traffic(
             limiter=self._limiter,
-            admission=admission_for(config, provider=built.provider, model=built.name),
+            admission=admission_for(
+                config, provider=built.provider, model=built.name, account=str(scope.id)
+            ),
             retry=RetryPolicy(
                 attempts=retry.attempts,
                 base_s=retry.base_s,

@@ -13,17 +13,52 @@ built with ``max_retries=0``: retrying is Switchboard's job, so every attempt ha
 from __future__ import annotations
 
 import os
+import typing
 from dataclasses import dataclass
 
 from openai import AsyncOpenAI
 from pydantic_ai.exceptions import UserError
-from pydantic_ai.models import Model, infer_model
+from pydantic_ai.models import KnownModelName, Model, infer_model
 from pydantic_ai.models.openai import OpenAIChatModel
 from pydantic_ai.providers.openai import OpenAIProvider
 
 from switchboard.errors import ProviderMisconfigured
+from switchboard.registry.cascade import ConfigProblem
 from switchboard.registry.config_schema import EffectiveConfig
+from switchboard.registry.roles import model_allowed, model_not_allowed
 from switchboard.runtime.demo import demo_model
+
+# Providers Pydantic AI knows by name (``anthropic:…``, ``groq:…``), read from its own list of
+# known models, so a model string can be checked without importing any provider SDK.
+KNOWN_PROVIDERS = frozenset(
+    name.partition(":")[0] for name in typing.get_args(KnownModelName.__value__) if ":" in name
+)
+
+
+def check_model(config: EffectiveConfig) -> list[ConfigProblem]:
+    """Problems with the config's model string, for registration and ``apply``: the same
+    rules :meth:`ModelFactory.build` follows, without building anything."""
+    spec = config.model
+    if spec == "demo":
+        return []
+    prefix, _, name = spec.partition(":")
+    if not prefix or not name:
+        return [ConfigProblem("", "model", f"'{spec}' is neither 'demo' nor '<provider>:<model>'")]
+    declared = config.providers.get(prefix)
+    if declared is not None:
+        if declared.base_url is None:
+            return [ConfigProblem("", f"providers.{prefix}.base_url", "required for a model")]
+        return []
+    if prefix not in KNOWN_PROVIDERS:
+        return [
+            ConfigProblem(
+                "",
+                "model",
+                f"unknown provider '{prefix}': declare it under providers (by the operator) or "
+                "use one Pydantic AI knows (openai, anthropic, google, groq, …)",
+            )
+        ]
+    return []
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +75,8 @@ class ModelFactory:
 
     def build(self, config: EffectiveConfig) -> BuiltModel:
         spec = config.model
+        if not model_allowed(config):
+            raise model_not_allowed(spec)
         if spec == "demo":
             return BuiltModel(demo_model(), "switchboard", "demo")
         prefix, _, name = spec.partition(":")

@@ -23,7 +23,7 @@ class Limiter(Protocol):
     def queued(self, key: str) -> int: ...
 
     def snapshot(self) -> dict[str, tuple[int, int]]:
-        """key → (slots in use, callers queued), as this process sees them."""
+        """label → (slots in use, callers queued), as this process sees them."""
         ...
 
     async def aclose(self) -> None: ...
@@ -61,6 +61,7 @@ class LimiterBase:
     def __init__(self) -> None:
         self._in_use: dict[str, int] = {}
         self._queued: dict[str, int] = {}
+        self._labels: dict[str, str | None] = {}  # key → its /metrics label
 
     def in_use(self, key: str) -> int:
         return self._in_use.get(key, 0)
@@ -69,8 +70,15 @@ class LimiterBase:
         return self._queued.get(key, 0)
 
     def snapshot(self) -> dict[str, tuple[int, int]]:
-        keys = {*self._in_use, *self._queued}
-        return {key: (self.in_use(key), self.queued(key)) for key in sorted(keys)}
+        """label → (in use, queued), summed over the keys that share a label (two declarations
+        of one provider name); unlabelled keys (per-account shares) are left out."""
+        totals: dict[str, tuple[int, int]] = {}
+        for key in sorted({*self._in_use, *self._queued}):
+            label = self._labels.get(key)
+            if label is not None:
+                in_use, queued = totals.get(label, (0, 0))
+                totals[label] = (in_use + self.in_use(key), queued + self.queued(key))
+        return totals
 
     @asynccontextmanager
     async def admit(self, admission: Admission, *, tokens: int) -> AsyncIterator[None]:
@@ -78,6 +86,7 @@ class LimiterBase:
         deadline = started + admission.queue_timeout_s
         async with AsyncExitStack() as stack:
             for spec in admission.specs:
+                self._labels[spec.key] = spec.label
                 if spec.max_concurrency is not None:
                     await stack.enter_async_context(
                         self._slot(spec, spec.max_concurrency, deadline, started)
@@ -103,8 +112,11 @@ class InProcessLimiter(LimiterBase):
         self._rate_locks: dict[str, asyncio.Lock] = {}
 
     def _semaphore(self, spec: LimitSpec, limit: int) -> asyncio.Semaphore:
+        """One semaphore per key for the life of the process. A key names one declaration
+        (its digest covers the limits), so a changed limit is a new key: a semaphore with
+        holders is never replaced, which would let its holders and the new one's both in."""
         known = self._slots.get(spec.key)
-        if known is None or known[0] != limit:  # new key, or its limit was changed
+        if known is None:
             known = (limit, asyncio.Semaphore(limit))
             self._slots[spec.key] = known
         return known[1]

@@ -9,7 +9,7 @@ import functools
 import importlib
 import inspect
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pydantic_ai import Tool
@@ -23,10 +23,23 @@ from switchboard.runtime.tools.context import ToolContext
 log = logging.getLogger("switchboard.tools")
 
 
-def load_import_path(path: str) -> Callable[..., Any]:
+def module_allowed(module_name: str, allowed: Sequence[str]) -> bool:
+    """``module_name`` is one of the operator's ``tool_modules`` or a submodule of one."""
+    return any(module_name == m or module_name.startswith(f"{m}.") for m in allowed)
+
+
+def load_import_path(path: str, *, allowed_modules: Sequence[str]) -> Callable[..., Any]:
+    """The plain Python function at ``package.module:function``. The module must be allowed by
+    the operator *before* it is imported (importing runs its code); builtins, C functions,
+    classes, partials and names re-exported from other modules are refused."""
     module_name, _, attribute = path.partition(":")
     if not module_name or not attribute:
         raise ConfigurationError(f"custom tool '{path}': expected 'package.module:function'")
+    if not module_allowed(module_name, allowed_modules):
+        raise ConfigurationError(
+            f"custom tool '{path}': module '{module_name}' is not in the operator's "
+            "tool_modules allow-list"
+        )
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
@@ -38,15 +51,26 @@ def load_import_path(path: str) -> Callable[..., Any]:
         raise ConfigurationError(
             f"custom tool '{path}': {module_name} has no function '{attribute}'"
         )
-    return function  # type: ignore[no-any-return]
+    if not inspect.isfunction(function):
+        raise ConfigurationError(
+            f"custom tool '{path}': '{attribute}' is a {type(function).__name__}, not a plain "
+            "Python function"
+        )
+    if function.__module__ != module_name:
+        raise ConfigurationError(
+            f"custom tool '{path}': '{attribute}' is defined in {function.__module__}, not in "
+            f"{module_name} (only functions defined in an allowed module are tools)"
+        )
+    return function
 
 
 def check_tools(config: EffectiveConfig) -> list[ConfigProblem]:
-    """Problems with an agent's tools (unknown names, broken import paths), for config checks."""
+    """Problems with an agent's tools (unknown names, modules outside the allow-list, broken
+    import paths, not plain functions), for config checks."""
     problems: list[ConfigProblem] = []
     for name, path in config.custom_tools.items():
         try:
-            load_import_path(path)
+            load_import_path(path, allowed_modules=config.tool_modules)
         except ConfigurationError as exc:
             problems.append(ConfigProblem("", f"custom_tools.{name}", exc.message))
     known = {*BUILTIN_TOOLS, *config.custom_tools}
@@ -57,7 +81,7 @@ def check_tools(config: EffectiveConfig) -> list[ConfigProblem]:
                     "",
                     f"tools.{index}",
                     f"unknown tool '{name}' (built-in: {', '.join(sorted(BUILTIN_TOOLS))}; "
-                    "declare others under custom_tools)",
+                    "the operator declares others under custom_tools)",
                 )
             )
     return problems
@@ -73,7 +97,7 @@ def resolve(config: EffectiveConfig) -> dict[str, Callable[..., Any]]:
             "; ".join(listed), code="INVALID_TOOLS", details={"problems": listed}
         )
     return {
-        name: load_import_path(config.custom_tools[name])
+        name: load_import_path(config.custom_tools[name], allowed_modules=config.tool_modules)
         if name in config.custom_tools
         else BUILTIN_TOOLS[name]
         for name in config.tools
