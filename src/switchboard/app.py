@@ -15,6 +15,7 @@ from switchboard.api.limits import BodySizeLimit
 from switchboard.api.metrics import RequestMetrics
 from switchboard.bootstrap import build_container
 from switchboard.conversations.router import router as conversations_router
+from switchboard.directory.router import IMPORT_ROUTE
 from switchboard.directory.router import router as directories_router
 from switchboard.discussion.router import router as discussions_router
 from switchboard.ledger.router import router as ledger_router
@@ -51,7 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_body_bytes,
-        max_import_bytes=settings.max_import_bytes,
+        large_bodies={("POST", IMPORT_ROUTE): settings.max_import_bytes},
     )
     app.add_middleware(RequestMetrics, metrics=metrics)
     install_error_handlers(app)

@@ -61,7 +61,9 @@ async def test_keys_are_shown_once_stored_hashed_and_revocable(client: httpx.Asy
     body = created.json()
     headers = {"Authorization": f"Bearer {body['key']}"}
     assert (await client.get(f"/v1/accounts/{slug}", headers=headers)).status_code == 200
-    listed = (await client.get(f"/v1/accounts/{slug}/keys", headers=ADMIN)).json()
+    page = (await client.get(f"/v1/accounts/{slug}/keys", headers=ADMIN)).json()
+    assert page["next_cursor"] is None
+    listed = page["items"]
     assert body["key"] not in str(listed)
     assert any(k["id"] == body["id"] and k["revoked_at"] is None for k in listed)
     revoked = await client.delete(f"/v1/accounts/{slug}/keys/{body['id']}", headers=ADMIN)

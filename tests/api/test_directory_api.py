@@ -446,7 +446,11 @@ async def test_any_query_text_is_safe(env: Env, query: str) -> None:
         response = await env.http.get(
             tenant.url("/practitioners/search"), params=params, headers=tenant.headers
         )
-        assert response.status_code == 200, response.text
+        if "\x00" in query:  # no text input may hold a NUL (see test_hostile_input.py)
+            assert response.status_code == 422, response.text
+            assert response.json()["error"]["code"] == "VALIDATION_ERROR"
+        else:
+            assert response.status_code == 200, response.text
     tool = await search_directory(
         _tool_context(env.container, tenant.scope), "practitioners", query
     )

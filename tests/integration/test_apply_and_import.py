@@ -136,18 +136,23 @@ async def test_legacy_import_reports_every_problem_and_imports_nothing(
         {"slug": "bad", "enabled": "sometimes"},
         "not an object",
         {"slug": "typo", "modle": "demo"},
+        {"slug": "taken"},
+        {"slug": "nomodel", "model": "nope:m"},
     ]
     with pytest.raises(InvalidRequest) as caught:
         await container.agents.import_legacy(account, entries)
     problems = caught.value.details["problems"]
     assert isinstance(problems, list)
-    assert {(p["index"], p["field"]) for p in problems} == {
+    # both phases in one report: the file's shape, then the database and config checks
+    assert [(p["index"], p["field"]) for p in problems] == [
         (1, "slug"),
         (2, "enabled"),
         (3, "(entry)"),
         (4, "modle"),
-    }
-    # the database check runs only when the file itself is clean, and is all-or-nothing too
+        (5, "slug"),
+        (6, "config"),
+    ]
+    # and all-or-nothing
     with pytest.raises(InvalidRequest) as caught:
         await container.agents.import_legacy(account, [{"slug": "new"}, {"slug": "taken"}])
     assert caught.value.details["problems"] == [

@@ -13,8 +13,8 @@ from sqlalchemy import text
 
 from switchboard.bootstrap import Container
 from switchboard.db.uow import AccountScope
+from switchboard.directory.files import decode_lines, parse_entries
 from switchboard.directory.repository import DirectoryRepository
-from switchboard.directory.rows import decode_lines, parse_entries
 from switchboard.directory.search import parse_filters
 from switchboard.directory.synthetic import locations, practitioners
 from switchboard.errors import InvalidRequest, NotFound

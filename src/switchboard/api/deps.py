@@ -12,6 +12,7 @@ from switchboard.bootstrap import Container
 from switchboard.db.uow import AccountScope
 from switchboard.errors import Forbidden
 from switchboard.registry.roles import Actor
+from switchboard.schemas import SafeStr
 from switchboard.tenancy.service import Principal
 
 _bearer = HTTPBearer(auto_error=False, description="An account API key or the admin key")
@@ -71,8 +72,9 @@ async def require_metrics_access(
         raise Forbidden("metrics need the admin key or the metrics token", code="ADMIN_REQUIRED")
 
 
-AccountSlug = Annotated[str, Path(min_length=1, max_length=64, description="Account slug")]
-AgentSlug = Annotated[str, Path(min_length=1, max_length=64, description="Agent slug")]
+# SafeStr: a NUL or a lone surrogate in a path must not reach the database (422).
+AccountSlug = Annotated[SafeStr, Path(min_length=1, max_length=64, description="Account slug")]
+AgentSlug = Annotated[SafeStr, Path(min_length=1, max_length=64, description="Agent slug")]
 
 
 async def get_scope(

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from typing import Any, Literal
@@ -12,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from switchboard.errors import (
     BudgetExceeded,
@@ -45,9 +47,15 @@ _STATUS: list[tuple[type[SwitchboardError], int]] = [
     (TransientError, 503),
     (FatalError, 500),
 ]
-_BAD_REQUEST_CODES = {"INVALID_JSON", "INVALID_CURSOR", "INVALID_QUERY"}
+# Codes whose status is not their class's.
+_CODE_STATUS = {
+    "INVALID_JSON": 400,
+    "INVALID_CURSOR": 400,
+    "INVALID_QUERY": 400,
+    "UNSUPPORTED_MEDIA_TYPE": 415,
+}
 _HTTP_CODES = {
-    400: "BAD_REQUEST",
+    400: "INVALID_JSON",  # the framework's "error parsing the body" (e.g. not UTF-8)
     401: "UNAUTHENTICATED",
     403: "FORBIDDEN",
     404: "NOT_FOUND",
@@ -59,8 +67,8 @@ _HTTP_CODES = {
 
 
 def status_for(error: SwitchboardError) -> int:
-    if error.code in _BAD_REQUEST_CODES:
-        return 400
+    if error.code in _CODE_STATUS:
+        return _CODE_STATUS[error.code]
     return next(status for cls, status in _STATUS if isinstance(error, cls))
 
 
@@ -90,6 +98,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         404: "Unknown resource, or another account's",
         409: "Conflict (already exists, disabled, …)",
         413: "Body too large",
+        415: "A JSON route was sent a body that is not application/json",
         422: "Invalid fields or values",
         503: "Transient: retry after Retry-After",
     }.items()
@@ -115,6 +124,15 @@ def error_body(
     return {"error": error}
 
 
+class ErrorResponse(JSONResponse):
+    """An error body, rendered even when it quotes a client's invalid text (a lone surrogate
+    is replaced, never a 500 while reporting a 4xx)."""
+
+    def render(self, content: Any) -> bytes:
+        text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        return text.encode("utf-8", errors="replace")
+
+
 def error_response(error: SwitchboardError) -> JSONResponse:
     status = status_for(error)
     headers: dict[str, str] = {}
@@ -124,7 +142,7 @@ def error_response(error: SwitchboardError) -> JSONResponse:
         headers["WWW-Authenticate"] = "Bearer"
     if status >= 500:
         log.error("request failed: %s (%s)", error, error.kind)
-    return JSONResponse(
+    return ErrorResponse(
         error_body(
             error.code,
             error.message,
@@ -141,12 +159,34 @@ def validation_error(exc: RequestValidationError) -> SwitchboardError:
     errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
         return InvalidRequest("the request body is not valid JSON", code="INVALID_JSON")
+    if isinstance(exc.body, bytes | bytearray) and exc.body:
+        # FastAPI keeps the raw bytes only when the Content-Type was not JSON
+        return InvalidRequest(
+            "this route takes a JSON body: send Content-Type: application/json",
+            code="UNSUPPORTED_MEDIA_TYPE",
+        )
     problems = [
         {"field": ".".join(str(p) for p in e.get("loc", ())), "message": str(e.get("msg", ""))}
         for e in errors
     ]
     listed = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
     return InvalidRequest(f"invalid request: {listed}", details={"problems": problems})
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at the request's path (Starlette's 405 names only the
+    first route that matched the path). Asked of the routes themselves, method by method."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
+        )
+    ]
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -158,19 +198,24 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, RequestValidationError)
         return error_response(validation_error(exc))
 
-    async def on_http_error(_: Request, exc: Exception) -> JSONResponse:
+    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         code = _HTTP_CODES.get(exc.status_code, f"HTTP_{exc.status_code}")
         message = exc.detail if isinstance(exc.detail, str) else code.lower()
-        return JSONResponse(
+        if exc.status_code == 400:
+            message = "the request body could not be read as JSON (is it UTF-8?)"
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        return ErrorResponse(
             error_body(code, message, retryable=exc.status_code >= 500),
             status_code=exc.status_code,
-            headers=dict(exc.headers or {}),
+            headers=headers,
         )
 
     async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=exc)
-        return JSONResponse(
+        return ErrorResponse(
             error_body("INTERNAL_ERROR", "internal server error", retryable=False, kind="fatal"),
             status_code=500,
         )

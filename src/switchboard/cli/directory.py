@@ -18,7 +18,8 @@ from rich.progress import (
 
 from switchboard.bootstrap import Container
 from switchboard.cli.common import account_scope, console, fail, run_with_container
-from switchboard.directory.rows import LIST_SEPARATOR, EntryRow, detect_format, parse_entries
+from switchboard.directory.files import detect_format, parse_entries
+from switchboard.directory.rows import LIST_SEPARATOR, EntryRow
 from switchboard.directory.service import ImportResult
 from switchboard.directory.service import Progress as ProgressCallback
 from switchboard.directory.synthetic import PRACTITIONERS, practitioners

@@ -13,17 +13,18 @@ from switchboard.conversations.schemas import (
     MessagePage,
 )
 from switchboard.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from switchboard.schemas import SafeStr
 
 router = APIRouter(prefix="/v1/accounts/{account}/conversations", tags=["conversations"])
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
-Cursor = Annotated[str | None, Query(max_length=500)]
+Cursor = Annotated[SafeStr | None, Query(max_length=500)]
 
 
 @router.get("", response_model=ConversationPage, summary="Conversations, newest first")
 async def list_conversations(
     scope: ScopeDep,
     container: ContainerDep,
-    agent: Annotated[str | None, Query(max_length=64)] = None,
+    agent: Annotated[SafeStr | None, Query(max_length=64)] = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> ConversationPage:

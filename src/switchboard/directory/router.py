@@ -6,14 +6,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Request, Response, status
 
 from switchboard.api.deps import ContainerDep, ScopeDep
+from switchboard.api.limits import read_body
 from switchboard.directory.config import DirectoryConfig
-from switchboard.directory.rows import (
-    EntryRow,
-    FileFormat,
-    decode_lines,
-    detect_format,
-    parse_entries,
-)
+from switchboard.directory.files import decode_lines, detect_format, parse_entries
+from switchboard.directory.rows import EntryRow, FileFormat
 from switchboard.directory.schemas import (
     DirectoryDetail,
     DirectoryList,
@@ -26,13 +22,16 @@ from switchboard.directory.schemas import (
 )
 from switchboard.directory.search import SearchMode
 from switchboard.errors import InvalidRequest
+from switchboard.schemas import SafeStr, unsafe_text_reason
 
 router = APIRouter(prefix="/v1/accounts/{account}/directories", tags=["directories"])
+IMPORT_ROUTE = f"{router.prefix}/{{directory}}/entries:import"
+"""The one route given the large body limit (``max_import_bytes``): it streams its body."""
 
 DirectoryParam = Annotated[
     str, Path(pattern=r"^[a-z][a-z0-9_-]{0,63}$", description="Directory (schema) name")
 ]
-EntryIdParam = Annotated[str, Path(min_length=1, max_length=200, description="External id")]
+EntryIdParam = Annotated[SafeStr, Path(min_length=1, max_length=200, description="External id")]
 FILTER_PREFIX = "filter."
 MAX_FILTERS = 20
 
@@ -81,9 +80,11 @@ async def import_entries(
         Query(description="Overrides the Content-Type (text/csv, application/x-ndjson)"),
     ] = None,
 ) -> ImportOut:
+    # The key was checked (ScopeDep) before a byte of the body is read, and the body is
+    # streamed under the import limit: see api.limits.BodySizeLimit.
     config = await container.directories.schema(scope, directory)
     file_format = format or detect_format(None, request.headers.get("content-type"))
-    body = await request.body()
+    body = await read_body(request.stream(), limit=container.settings.max_import_bytes)
     rows = await asyncio.to_thread(_parse, config, directory, body, file_format)
     result = await container.directories.import_entries(scope, directory, config, rows)
     return ImportOut.of(directory, result)
@@ -114,17 +115,23 @@ async def search(
     request: Request,
     scope: ScopeDep,
     container: ContainerDep,
-    q: Annotated[str, Query(max_length=1000, description="Words to search for")] = "",
+    q: Annotated[SafeStr, Query(max_length=1000, description="Words to search for")] = "",
     mode: Annotated[
         SearchMode,
         Query(description="auto: hybrid when the directory is semantic, else text"),
     ] = "auto",
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Annotated[SafeStr | None, Query(max_length=200)] = None,
 ) -> SearchOut:
     filters: dict[str, list[str]] = {}
     for key, value in request.query_params.multi_items():
         if key.startswith(FILTER_PREFIX):
+            reason = unsafe_text_reason(key) or unsafe_text_reason(value)
+            if reason is not None:
+                raise InvalidRequest(
+                    f"invalid request: query.{key}: {reason}",
+                    details={"problems": [{"field": f"query.{key}", "message": reason}]},
+                )
             filters.setdefault(key[len(FILTER_PREFIX) :], []).append(value[:500])
     if len(filters) > MAX_FILTERS:
         raise InvalidRequest(f"at most {MAX_FILTERS} filters", code="INVALID_FILTER")

@@ -1,13 +1,12 @@
-"""Validating directory entries against their schema, and reading them from CSV or JSON Lines.
+"""Validating directory entries against their schema (files are read in ``files.py``).
 
 Every problem names its row (1-based, the header of a CSV file not counted) and field, so a
-bad file can be fixed in one pass: nothing is imported until every row is valid."""
+bad file can be fixed in one pass: nothing is imported until every row is valid. Values are
+checked to what the databases can hold: text without NUL or lone surrogates, finite numbers
+within the range of a double."""
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from typing import Any, Literal
 
 from switchboard.directory.config import DirectoryConfig, DirectoryField
 from switchboard.errors import InvalidRequest
+from switchboard.schemas import unsafe_text_reason
 
 FileFormat = Literal["csv", "jsonl"]
 MAX_TEXT = 10_000
@@ -91,10 +91,25 @@ def validate_external_id(value: object) -> str:
     if not isinstance(value, str) or not value.strip():
         raise InvalidEntry("id", "every entry needs an id (a non-empty text)")
     value = value.strip()
-    if len(value) > MAX_EXTERNAL_ID or "/" in value or any(ord(c) < 32 for c in value):
+    if (
+        len(value) > MAX_EXTERNAL_ID
+        or "/" in value
+        or value in (".", "..")
+        or any(ord(c) < 32 for c in value)
+        or unsafe_text_reason(value) is not None
+    ):
         raise InvalidEntry(
-            "id", f"ids are at most {MAX_EXTERNAL_ID} characters, without '/' or control chars"
+            "id",
+            f"ids are at most {MAX_EXTERNAL_ID} characters of valid Unicode, without '/' or "
+            "control chars, and not '.' or '..'",
         )
+    return value
+
+
+def _text(name: str, value: str) -> str:
+    reason = unsafe_text_reason(value)
+    if reason is not None:
+        raise InvalidEntry(name, f"text {reason}")
     return value
 
 
@@ -138,7 +153,7 @@ def _coerce(name: str, spec: DirectoryField, value: Any, *, from_text: bool) -> 
         limit = MAX_TEXT if kind == "text" else MAX_KEYWORD
         if len(value) > limit:
             raise InvalidEntry(name, f"longer than {limit} characters")
-        return value.strip()
+        return _text(name, value).strip()
     if kind == "number":
         if from_text and isinstance(value, str):
             try:
@@ -147,9 +162,13 @@ def _coerce(name: str, spec: DirectoryField, value: Any, *, from_text: bool) -> 
                 raise InvalidEntry(name, f"expected a number, got {value!r}") from None
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise InvalidEntry(name, f"expected a number, got {type(value).__name__}")
-        if not math.isfinite(value):
-            raise InvalidEntry(name, "expected a finite number")
-        return int(value) if float(value).is_integer() and abs(value) < 2**53 else float(value)
+        try:
+            as_float = float(value)  # an int past the range of a double overflows here
+        except OverflowError:
+            as_float = math.inf
+        if not math.isfinite(as_float):
+            raise InvalidEntry(name, "expected a finite number within the range of a double")
+        return int(value) if as_float.is_integer() and abs(value) < 2**53 else as_float
     if kind == "bool":
         if from_text and isinstance(value, str):
             lowered = value.strip().lower()
@@ -173,7 +192,7 @@ def _coerce(name: str, spec: DirectoryField, value: Any, *, from_text: bool) -> 
     for item in value:
         if len(item) > MAX_KEYWORD:
             raise InvalidEntry(name, f"an item is longer than {MAX_KEYWORD} characters")
-        key = normalize_key(item)
+        key = normalize_key(_text(name, item))
         if key and key not in seen:
             seen.add(key)
             items.append(item.strip())
@@ -203,41 +222,6 @@ def _facets(config: DirectoryConfig, data: Mapping[str, Any]) -> Iterator[tuple[
                 yield name, normalize_key(item)
         else:
             yield name, normalize_key(value)
-
-
-# --- files -------------------------------------------------------------------------------
-
-
-def detect_format(name: str | None, content_type: str | None = None) -> FileFormat:
-    lowered = (content_type or "").split(";")[0].strip().lower()
-    if lowered in ("text/csv", "application/csv"):
-        return "csv"
-    if lowered in ("application/x-ndjson", "application/jsonl", "application/x-jsonlines"):
-        return "jsonl"
-    if name and name.lower().endswith((".jsonl", ".ndjson")):
-        return "jsonl"
-    if name and name.lower().endswith(".csv"):
-        return "csv"
-    raise InvalidRequest(
-        "unknown file format: use a .csv or .jsonl file (Content-Type text/csv or "
-        "application/x-ndjson)",
-        code="UNSUPPORTED_FORMAT",
-    )
-
-
-def parse_entries(
-    config: DirectoryConfig,
-    directory: str,
-    lines: Iterable[str],
-    file_format: FileFormat,
-    *,
-    progress: Callable[[int], None] | None = None,
-) -> list[EntryRow]:
-    """All rows of a file, validated, or :class:`InvalidRequest` listing the problems."""
-    raw_rows = _csv_rows(lines) if file_format == "csv" else _jsonl_rows(lines)
-    return validate_rows(
-        config, directory, raw_rows, from_text=file_format == "csv", progress=progress
-    )
 
 
 def validate_rows(
@@ -280,62 +264,3 @@ def validate_rows(
     if not rows:
         raise InvalidRequest("the file holds no entries", code="EMPTY_IMPORT")
     return rows
-
-
-def _csv_rows(lines: Iterable[str]) -> Iterator[tuple[int, Mapping[str, Any] | InvalidEntry]]:
-    reader = csv.reader(iter(lines))
-    try:
-        header = next(reader)
-    except StopIteration:
-        return
-    except csv.Error as exc:
-        yield 0, InvalidEntry(None, f"unreadable CSV header: {exc}")
-        return
-    header = [name.strip().lstrip("\ufeff") for name in header]
-    if "id" not in header:
-        yield 0, InvalidEntry("id", "the CSV header needs an 'id' column")
-        return
-    number = 0
-    while True:
-        number += 1
-        try:
-            cells = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            yield number, InvalidEntry(None, f"unreadable CSV row: {exc}")
-            return
-        if not any(cell.strip() for cell in cells):
-            number -= 1
-            continue
-        if len(cells) > len(header):
-            yield number, InvalidEntry(None, f"{len(cells)} values for {len(header)} columns")
-            continue
-        yield number, {name: cells[i] if i < len(cells) else "" for i, name in enumerate(header)}
-
-
-def _jsonl_rows(lines: Iterable[str]) -> Iterator[tuple[int, Mapping[str, Any] | InvalidEntry]]:
-    number = 0
-    for line in lines:
-        if not line.strip():
-            continue
-        number += 1
-        try:
-            value = json.loads(line)
-        except ValueError as exc:
-            yield number, InvalidEntry(None, f"invalid JSON: {exc}")
-            continue
-        if not isinstance(value, dict):
-            yield number, InvalidEntry(None, "each line must be a JSON object")
-            continue
-        yield number, value
-
-
-def decode_lines(body: bytes) -> list[str]:
-    try:
-        text = body.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InvalidRequest(
-            f"the file is not UTF-8 (byte {exc.start})", code="UNSUPPORTED_ENCODING"
-        ) from None
-    return io.StringIO(text, newline="").readlines()

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from switchboard.directory.config import DirectoryConfig
 from switchboard.directory.models import DirectoryEntry
 from switchboard.directory.service import ImportResult
-from switchboard.tenancy.schemas import StrictModel
+from switchboard.schemas import JsonObject, StrictModel
 
 
 class DirectoryOut(BaseModel):
@@ -53,7 +53,7 @@ class DirectoryList(BaseModel):
 
 
 class EntryPut(StrictModel):
-    data: dict[str, Any] = Field(description="The entry's fields, as the directory schema says")
+    data: JsonObject = Field(description="The entry's fields, as the directory schema says")
 
 
 class EntryOut(BaseModel):

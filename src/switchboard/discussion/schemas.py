@@ -5,13 +5,13 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, StringConstraints, model_validator
 
-from switchboard.tenancy.schemas import StrictModel
+from switchboard.schemas import SafeStr, StrictModel
 
-Participant = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Participant = Annotated[SafeStr, StringConstraints(min_length=1, max_length=200)]
 
 
 class DiscussionIn(StrictModel):
-    prompt: Annotated[str, StringConstraints(min_length=1, max_length=50_000)]
+    prompt: Annotated[SafeStr, StringConstraints(min_length=1, max_length=50_000)]
     participants: list[Participant] = Field(
         min_length=1,
         max_length=20,

@@ -16,6 +16,7 @@ from switchboard.registry.schemas import (
     ConfigExplained,
     ConfigSource,
 )
+from switchboard.schemas import SafeStr
 
 router = APIRouter(prefix="/v1/accounts/{account}/agents", tags=["agents"])
 
@@ -39,11 +40,11 @@ async def create_agent(
 async def list_agents(
     scope: ScopeDep,
     container: ContainerDep,
-    tag: Annotated[str | None, Query(max_length=64)] = None,
-    team: Annotated[str | None, Query(max_length=64)] = None,
+    tag: Annotated[SafeStr | None, Query(max_length=64)] = None,
+    team: Annotated[SafeStr | None, Query(max_length=64)] = None,
     enabled: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    cursor: Annotated[SafeStr | None, Query(max_length=500)] = None,
 ) -> AgentPage:
     agents, next_cursor = await container.agents.page(
         scope, AgentFilters(tag=tag, team=team, enabled=enabled), cursor=cursor, limit=limit

@@ -9,16 +9,16 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from switchboard.registry.bounds import check_overrides
-from switchboard.tenancy.schemas import Slug, StrictModel
+from switchboard.schemas import JsonObject, SafeStr, Slug, StrictModel
 
-Tag = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[\w.:-]+$")]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-ToolName = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[\w.-]+$")]
-ModelName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-Prompt = Annotated[str, StringConstraints(max_length=100_000)]
-Description = Annotated[str, StringConstraints(max_length=10_000)]
+Tag = Annotated[SafeStr, StringConstraints(min_length=1, max_length=64, pattern=r"^[\w.:-]+$")]
+Name = Annotated[SafeStr, StringConstraints(min_length=1, max_length=200)]
+ToolName = Annotated[SafeStr, StringConstraints(min_length=1, max_length=100, pattern=r"^[\w.-]+$")]
+ModelName = Annotated[SafeStr, StringConstraints(min_length=1, max_length=200)]
+Prompt = Annotated[SafeStr, StringConstraints(max_length=100_000)]
+Description = Annotated[SafeStr, StringConstraints(max_length=10_000)]
 
-ConfigOverrides = Annotated[dict[str, Any], AfterValidator(check_overrides)]
+ConfigOverrides = Annotated[JsonObject, AfterValidator(check_overrides)]
 """An agent's config overrides: JSON, bounded in keys, depth and size (422 beyond)."""
 
 PROFILE_FIELDS = ("display_name", "description", "capabilities", "tags", "team", "enabled")

@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from switchboard.db.uow import AccountScope, UnitOfWork, UnitOfWorkFactory
-from switchboard.errors import Conflict, InvalidRequest, NotFound
+from switchboard.errors import Conflict, InvalidRequest, NotFound, PermanentError
 from switchboard.pagination import decode_cursor, encode_cursor
 from switchboard.registry import cascade
 from switchboard.registry.config_schema import EffectiveConfig
@@ -247,16 +247,16 @@ class AgentService:
                 continue
             first_seen[data.slug] = index
             parsed.append((index, data))
-        if problems:
-            raise _import_failed(problems)
 
         async def op(u: UnitOfWork) -> list[Agent]:
+            # Every entry that parsed is tried too, so one run reports every problem of both
+            # phases (shape, then config and slug); any problem rolls the whole import back.
             created: list[Agent] = []
-            failed: list[dict[str, object]] = []
+            failed: list[dict[str, object]] = list(problems)
             for index, data in parsed:
                 try:
                     agent = await self.create_in(u, data, actor="operator")  # CLI only
-                except InvalidRequest as exc:
+                except PermanentError as exc:
                     failed.append({"index": index, "field": "config", "message": exc.message})
                     continue
                 if agent is None:
@@ -270,6 +270,7 @@ class AgentService:
                 else:
                     created.append(agent)
             if failed:
+                failed.sort(key=lambda problem: int(str(problem["index"])))
                 raise _import_failed(failed)  # raising rolls the whole import back
             return created
 

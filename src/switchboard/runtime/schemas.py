@@ -7,17 +7,17 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from switchboard.ledger.pricing import nano_to_usd_str
 from switchboard.runtime.events import Done
-from switchboard.tenancy.schemas import StrictModel
+from switchboard.schemas import SafeStr, StrictModel
 
 
 class ChatIn(StrictModel):
-    message: Annotated[str, StringConstraints(min_length=1, max_length=100_000)]
+    message: Annotated[SafeStr, StringConstraints(min_length=1, max_length=100_000)]
     conversation_id: uuid.UUID | Literal["default"] | None = Field(
         default=None,
         description="Continue a conversation (created if new); 'default' for this user's "
         "default conversation with the agent; omit for a new conversation.",
     )
-    user: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    user: Annotated[SafeStr, StringConstraints(min_length=1, max_length=200)] | None = None
     stream: bool = False
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 
 from switchboard.db.base import utcnow
 from switchboard.db.uow import AccountScope, UnitOfWork
@@ -84,11 +85,19 @@ class ApiKeyRepository:
         )
         return bool(getattr(result, "rowcount", 0))
 
-    async def all(self) -> list[ApiKey]:
+    async def page(self, *, after: tuple[datetime, uuid.UUID] | None, limit: int) -> list[ApiKey]:
+        """Keys oldest first, from just after the keyset position ``after``."""
+        statement = select(ApiKey).where(ApiKey.account_id == self._uow.account.id)
+        if after is not None:
+            created, key_id = after
+            statement = statement.where(
+                or_(
+                    ApiKey.created_at > created,
+                    and_(ApiKey.created_at == created, ApiKey.id > key_id),
+                )
+            )
         result = await self._uow.session.execute(
-            select(ApiKey)
-            .where(ApiKey.account_id == self._uow.account.id)
-            .order_by(ApiKey.created_at, ApiKey.id)
+            statement.order_by(ApiKey.created_at, ApiKey.id).limit(limit)
         )
         return list(result.scalars())
 

@@ -1,11 +1,21 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Query, Response, status
 
 from switchboard.api.deps import AdminDep, AdminScopeDep, ContainerDep, ScopeDep
-from switchboard.tenancy.schemas import AccountCreate, AccountOut, KeyCreate, KeyCreated, KeyOut
+from switchboard.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from switchboard.schemas import SafeStr
+from switchboard.tenancy.schemas import (
+    AccountCreate,
+    AccountOut,
+    KeyCreate,
+    KeyCreated,
+    KeyOut,
+    KeyPage,
+)
 
 router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
 
@@ -41,9 +51,15 @@ async def create_key(
     )
 
 
-@router.get("/{account}/keys", response_model=list[KeyOut], summary="List API keys (admin)")
-async def list_keys(scope: AdminScopeDep, container: ContainerDep) -> list[KeyOut]:
-    return [KeyOut.model_validate(k) for k in await container.tenancy.list_keys(scope)]
+@router.get("/{account}/keys", response_model=KeyPage, summary="API keys, oldest first (admin)")
+async def list_keys(
+    scope: AdminScopeDep,
+    container: ContainerDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    cursor: Annotated[SafeStr | None, Query(max_length=500)] = None,
+) -> KeyPage:
+    keys, next_cursor = await container.tenancy.list_keys(scope, cursor=cursor, limit=limit)
+    return KeyPage(items=[KeyOut.model_validate(k) for k in keys], next_cursor=next_cursor)
 
 
 @router.delete(

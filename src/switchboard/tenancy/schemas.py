@@ -8,19 +8,25 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-Slug = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z0-9](?:[a-z0-9_-]*[a-z0-9])?$"),
+from switchboard.schemas import SafeStr, Slug, StrictModel
+
+__all__ = [
+    "AccountCreate",
+    "AccountOut",
+    "KeyCreate",
+    "KeyCreated",
+    "KeyOut",
+    "KeyPage",
+    "Slug",
+    "StrictModel",
 ]
 
-
-class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+Name = Annotated[SafeStr, StringConstraints(min_length=1, max_length=200)]
 
 
 class AccountCreate(StrictModel):
     slug: Slug
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    name: Name
 
 
 class AccountOut(BaseModel):
@@ -34,7 +40,7 @@ class AccountOut(BaseModel):
 
 
 class KeyCreate(StrictModel):
-    name: Annotated[str, StringConstraints(max_length=200)] | None = None
+    name: Annotated[SafeStr, StringConstraints(max_length=200)] | None = None
 
 
 class KeyCreated(BaseModel):
@@ -52,3 +58,8 @@ class KeyOut(BaseModel):
     prefix: str
     created_at: datetime
     revoked_at: datetime | None
+
+
+class KeyPage(BaseModel):
+    items: list[KeyOut]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null at end.")

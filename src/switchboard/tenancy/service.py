@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from switchboard.db.uow import AccountScope, UnitOfWork, UnitOfWorkFactory
 from switchboard.errors import Conflict, NotFound, Unauthenticated
+from switchboard.pagination import decode_time_cursor, encode_time_cursor
+from switchboard.schemas import unsafe_text_reason
 from switchboard.tenancy import keys
 from switchboard.tenancy.models import Account, ApiKey
 from switchboard.tenancy.repository import AccountRepository, ApiKeyRepository
@@ -56,6 +58,9 @@ class TenancyService:
         return await AccountRepository(u).upsert(slug=slug, name=name)
 
     async def get_account(self, slug: str) -> Account:
+        if unsafe_text_reason(slug) is not None:  # cannot exist, and cannot be queried
+            raise account_not_found(slug)
+
         async def op(u: UnitOfWork) -> Account:
             account = await AccountRepository(u).get_by_slug(slug)
             if account is None:
@@ -74,11 +79,20 @@ class TenancyService:
 
         return CreatedKey(key=await self._uow.run(op, scope=scope), secret=secret)
 
-    async def list_keys(self, scope: AccountScope) -> list[ApiKey]:
-        async def op(u: UnitOfWork) -> list[ApiKey]:
-            return await ApiKeyRepository(u).all()
+    async def list_keys(
+        self, scope: AccountScope, *, cursor: str | None, limit: int
+    ) -> tuple[list[ApiKey], str | None]:
+        """The account's keys, oldest first, a page at a time."""
+        after = decode_time_cursor(cursor)
 
-        return await self._uow.run(op, scope=scope, write=False)
+        async def op(u: UnitOfWork) -> list[ApiKey]:
+            return await ApiKeyRepository(u).page(after=after, limit=limit + 1)
+
+        rows = await self._uow.run(op, scope=scope, write=False)
+        if len(rows) > limit:
+            last = rows[limit - 1]
+            return rows[:limit], encode_time_cursor(last.created_at, last.id)
+        return rows, None
 
     async def revoke_key(self, scope: AccountScope, key_id: uuid.UUID) -> None:
         async def op(u: UnitOfWork) -> None:

@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 
 from switchboard.api.deps import AdminScopeDep, ContainerDep, ScopeDep
 from switchboard.ledger.pricing import nano_to_usd_str, usd_to_nano
-from switchboard.tenancy.schemas import Slug, StrictModel
+from switchboard.schemas import SafeStr, Slug, StrictModel
 from switchboard.traffic.budgets import BudgetStatus
 
 router = APIRouter(prefix="/v1/accounts/{account}", tags=["budget"])
@@ -54,6 +54,6 @@ async def put_budget(body: BudgetIn, scope: AdminScopeDep, container: ContainerD
 async def get_budget(
     scope: ScopeDep,
     container: ContainerDep,
-    agent: Annotated[str | None, Query(max_length=64)] = None,
+    agent: Annotated[SafeStr | None, Query(max_length=64)] = None,
 ) -> BudgetOut:
     return BudgetOut.of(await container.budgets.status(scope, agent=agent))
