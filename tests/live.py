@@ -109,6 +109,12 @@ class FakeProviderProcess:
             self.process.wait(timeout=3)
         except subprocess.TimeoutExpired:
             self.process.kill()
+            self.process.wait(timeout=3)
+        if self.process.stderr is not None:
+            self.process.stderr.close()  # else a ResourceWarning when the object is collected
+            self.process.wait()
+        if self.process.stderr is not None:
+            self.process.stderr.close()  # else an unclosed-file ResourceWarning fails a test
 
 
 PRICE = {"input_per_mtok": "0.15", "output_per_mtok": "0.60", "cached_input_per_mtok": "0.075"}

@@ -35,7 +35,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         container = await build_container(settings, metrics=metrics)
         app.state.container = container
-        await container.sweeper.start()  # abandoned pending rows → interrupted
+        await container.ledger.lease.ensure()  # this process's lease, renewed every heartbeat
+        await container.sweeper.start()  # pending rows of dead processes → interrupted
         container.loop_lag.start()
         try:
             yield

@@ -13,7 +13,9 @@ from switchboard.db.uow import UnitOfWorkFactory
 from switchboard.directory.embedding import build_embedder
 from switchboard.directory.service import DirectoryService
 from switchboard.discussion.service import DiscussionService
-from switchboard.ledger.service import LedgerService, Sweeper
+from switchboard.ledger.leases import OwnerLease
+from switchboard.ledger.service import LedgerService
+from switchboard.ledger.sweeper import Sweeper
 from switchboard.memories.service import MemoryService
 from switchboard.metrics import LoopLagMonitor, Metrics
 from switchboard.registry.apply import ConfigApplier
@@ -52,6 +54,7 @@ class Container:
         await self.loop_lag.stop()
         await self.sweeper.stop()
         await self.ledger.drain()
+        await self.ledger.lease.release()  # after the settlements: nothing of ours is pending
         await self.models.aclose()
         await self.limiter.aclose()
         await self.engine.dispose()
@@ -72,10 +75,13 @@ async def build_container(settings: Settings, *, metrics: Metrics | None = None)
     admin_key = settings.admin_key.get_secret_value() if settings.admin_key else None
     agents = AgentService(uow, checks=(check_tools, check_model))
     conversations = ConversationService(uow)
-    ledger = LedgerService(uow)
+    metrics = metrics or Metrics()
+    lease = OwnerLease(
+        uow, ttl_s=settings.ledger_lease_ttl_s, heartbeat_s=settings.ledger_heartbeat_interval_s
+    )
+    ledger = LedgerService(uow, lease=lease, registry=metrics.registry)
     models = ModelFactory()
     limiter = build_limiter(settings)
-    metrics = metrics or Metrics()
     embedder = await asyncio.to_thread(build_embedder, settings.embedder)  # looks for the extra
     directories = DirectoryService(uow, embedder=embedder)
     chat = ChatService(

@@ -8,6 +8,8 @@
     │   ├── ProviderUnavailable     PROVIDER_UNAVAILABLE (5xx, connection errors)
     │   ├── ProviderTimeout         PROVIDER_TIMEOUT
     │   ├── ProviderBusy            PROVIDER_BUSY (no slot within queue_timeout)
+    │   ├── ProviderStreamCut       PROVIDER_STREAM_CUT (a stream ended without its final chunk)
+    │   ├── BudgetBusy              BUDGET_BUSY (in-flight reservations did not settle in time)
     │   └── LimiterUnavailable      LIMITER_UNAVAILABLE (Redis unreachable: fail closed)
     ├── PermanentError      the request itself is wrong; retrying cannot help
     │   ├── InvalidRequest          VALIDATION_ERROR / INVALID_JSON / INVALID_CURSOR …
@@ -144,6 +146,20 @@ class LimiterUnavailable(TransientError):
     """The shared limiter (Redis) cannot be reached: the call is refused, never unlimited."""
 
     default_code: ClassVar[str] = "LIMITER_UNAVAILABLE"
+
+
+class ProviderStreamCut(TransientError):
+    """A streamed response ended without the provider's final chunk (no finish reason): the
+    answer is truncated, never a finished reply. Retried when nothing was handed on yet."""
+
+    default_code: ClassVar[str] = "PROVIDER_STREAM_CUT"
+
+
+class BudgetBusy(TransientError):
+    """The money is there, but reservations of calls still in flight stand in the way, and they
+    did not settle within the provider's ``queue_timeout_s``: retry after Retry-After."""
+
+    default_code: ClassVar[str] = "BUDGET_BUSY"
 
 
 class BudgetExceeded(PermanentError):

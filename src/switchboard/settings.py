@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/switchboard.db"
@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     db_retry_max_total_s: float = Field(default=1.5, ge=0)
 
     ledger_sweep_interval_s: float = Field(default=30.0, gt=0)
+    # Each process holds a lease in the database, renewed every heartbeat; its pending ledger
+    # rows are swept to ``interrupted`` only once its lease has expired (it died).
+    ledger_lease_ttl_s: float = Field(default=30.0, gt=0)
+    ledger_heartbeat_interval_s: float = Field(default=10.0, gt=0)
 
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_import_bytes: int = Field(default=64 * 1_048_576, ge=1024)  # entries:import bodies
@@ -55,6 +59,12 @@ class Settings(BaseSettings):
                 "database_url must start with 'sqlite+aiosqlite://' or 'postgresql+asyncpg://'"
             )
         return value
+
+    @model_validator(mode="after")
+    def _heartbeat_within_ttl(self) -> Settings:
+        if self.ledger_heartbeat_interval_s >= self.ledger_lease_ttl_s:
+            raise ValueError("ledger_heartbeat_interval_s must be shorter than ledger_lease_ttl_s")
+        return self
 
     @property
     def is_sqlite(self) -> bool:

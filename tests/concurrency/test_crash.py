@@ -16,7 +16,11 @@ N = 20
 HEADERS = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 
-SWEEP_FAST = {"SWITCHBOARD_LEDGER_SWEEP_INTERVAL_S": "0.2"}
+SWEEP_FAST = {
+    "SWITCHBOARD_LEDGER_SWEEP_INTERVAL_S": "0.2",
+    "SWITCHBOARD_LEDGER_LEASE_TTL_S": "1",
+    "SWITCHBOARD_LEDGER_HEARTBEAT_INTERVAL_S": "0.3",
+}
 
 
 async def test_sigkill_mid_stream_leaves_no_unrecorded_call(
@@ -30,7 +34,11 @@ async def test_sigkill_mid_stream_leaves_no_unrecorded_call(
         slug = unique("crash")
         async with httpx.AsyncClient(base_url=base, headers=HEADERS, timeout=30) as http:
             await http.post("/v1/accounts", json={"slug": slug, "name": slug})
-            body = fake_agent_body("bot", fake.url, request_timeout_s=1)
+            # All N streams at once (none finishes before the kill), each longer than its
+            # request_timeout_s: only the owner's death gets a row swept.
+            body = fake_agent_body(
+                "bot", fake.url, request_timeout_s=1, limits={"max_concurrency": N}
+            )
             assert (await http.post(f"/v1/accounts/{slug}/agents", json=body)).status_code == 201
 
         streaming = asyncio.Barrier(N + 1)

@@ -12,6 +12,7 @@ from switchboard.cli import (
     directory,
     discuss,
     fake,
+    ledger,
     registry,
     serve,
     usage,
@@ -35,6 +36,7 @@ app.add_typer(registry.app, name="registry")
 app.add_typer(admin.accounts, name="accounts")
 app.add_typer(admin.keys, name="keys")
 app.add_typer(directory.app, name="directory")
+app.add_typer(ledger.app, name="ledger")
 
 
 def main() -> None:

@@ -67,6 +67,8 @@ def usage(
         "input_tokens",
         "output_tokens",
         "cost_usd",
+        "estimated_requests",
+        "estimated_cost_usd",
         "unpriced_requests",
     ]
     if output is Format.json:

@@ -1,8 +1,9 @@
 """An OpenAI-compatible fake provider (``POST /v1/chat/completions``, plain and streamed with
 usage in the last chunk) for tests, demos and load tests. Deterministic given its seed.
 
-``GET /_stats`` reports what it served; ``POST /_stats/reset`` clears it; ``POST /_config``
-changes its behaviour at run time (the same fields as the CLI options)."""
+``GET /_stats`` reports what it served (``GET /_stats/responses``: per response id);
+``POST /_stats/reset`` clears it; ``POST /_config`` changes its behaviour at run time (the same
+fields as the CLI options)."""
 
 from __future__ import annotations
 
@@ -144,9 +145,16 @@ class FakeProvider:
                     media_type="text/event-stream",
                 )
             self._count(usage, "200")
+            response_id = f"chatcmpl-{uuid.uuid4().hex}"
+            self.stats.served(
+                response_id,
+                status="200",
+                prompt_tokens=usage["prompt_tokens"],
+                completion_tokens=usage["completion_tokens"],
+            )
             return JSONResponse(
                 {
-                    "id": f"chatcmpl-{uuid.uuid4().hex}",
+                    "id": response_id,
                     "object": "chat.completion",
                     "created": int(time.time()),
                     "model": body.get("model", "fake"),
@@ -236,24 +244,39 @@ class FakeProvider:
                 )
             )
         pieces.append(chunk({}, "tool_calls" if tool_calls else "stop"))
+        sent = 0  # completion tokens of the text sent so far
+        status = "cancelled"
         try:
             for number, piece in enumerate(pieces):
                 if cut and number >= max(len(pieces) // 2, 1):
                     self.stats.by_status["cut"] += 1
+                    status = "cut"
                     return
                 if self.behaviour.stream_pacing_s and number:
                     await asyncio.sleep(self.behaviour.stream_pacing_s)
                 yield piece
+                if text is not None and 0 < number <= len(text.split(" ")):
+                    sent += count_tokens(text.split(" ")[number - 1])
             if include_usage:
                 usage_chunk = {**base, "choices": [], "usage": usage}
                 yield f"data: {json.dumps(usage_chunk)}\n\n".encode()
             yield b"data: [DONE]\n\n"
             self._count(usage, "200")
+            status, sent = "200", usage["completion_tokens"]
         finally:
             self.stats.leave()
+            self.stats.served(
+                response_id,
+                status=status,
+                prompt_tokens=usage["prompt_tokens"],
+                completion_tokens=sent,
+            )
 
     async def stats_endpoint(self, _: Request) -> Response:
         return JSONResponse(self.stats.as_dict())
+
+    async def responses_endpoint(self, _: Request) -> Response:
+        return JSONResponse(self.stats.responses)
 
     async def reset_endpoint(self, _: Request) -> Response:
         self.reset()
@@ -282,6 +305,7 @@ def create_fake_provider(behaviour: Behaviour | None = None) -> Starlette:
             Route("/v1/models", fake.models_endpoint, methods=["GET"]),
             Route("/_stats", fake.stats_endpoint, methods=["GET"]),
             Route("/_stats/reset", fake.reset_endpoint, methods=["POST"]),
+            Route("/_stats/responses", fake.responses_endpoint, methods=["GET"]),
             Route("/_config", fake.config_endpoint, methods=["GET", "POST"]),
         ]
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -33,6 +33,9 @@ class Behaviour:
         return asdict(self)
 
 
+RESPONSES_KEPT = 20_000
+
+
 @dataclass(slots=True)
 class Stats:
     requests_total: int = 0
@@ -41,6 +44,20 @@ class Stats:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     by_status: Counter[str] = field(default_factory=Counter)
+    # What each response served (the last RESPONSES_KEPT): status 200 | cut | cancelled, and the
+    # tokens sent — for a cut or cancelled stream, the completion tokens sent before it ended.
+    responses: OrderedDict[str, dict[str, Any]] = field(default_factory=OrderedDict)
+
+    def served(
+        self, response_id: str, *, status: str, prompt_tokens: int, completion_tokens: int
+    ) -> None:
+        self.responses[response_id] = {
+            "status": status,
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+        }
+        while len(self.responses) > RESPONSES_KEPT:
+            self.responses.popitem(last=False)
 
     def enter(self) -> None:
         self.requests_total += 1

@@ -10,6 +10,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from switchboard.db.base import Base, JSONValue, UTCDateTime, utcnow
 
 LEDGER_STATUSES = ("pending", "complete", "error", "cancelled", "interrupted")
+# reported: the provider's final usage; partial: what the provider reported before the call
+# ended early (continuous usage); estimated: the provider reported nothing (ledger/estimate.py).
+USAGE_SOURCES = ("reported", "partial", "estimated")
 
 
 class LlmRequest(Base):
@@ -33,7 +36,7 @@ class LlmRequest(Base):
             "created_at",
         ),
         Index("ix_llm_requests_account_id_status_created_at", "account_id", "status", "created_at"),
-        Index("ix_llm_requests_status_deadline_at", "status", "deadline_at"),
+        Index("ix_llm_requests_status_owner_id", "status", "owner_id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
@@ -47,6 +50,9 @@ class LlmRequest(Base):
     provider: Mapped[str] = mapped_column(String(100))
     model: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(20), default="pending")
+    # The process (its lease) that made the call; its pending rows are swept when it dies.
+    owner_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    usage_source: Mapped[str] = mapped_column(String(10), default="estimated")
     input_tokens: Mapped[int] = mapped_column(Integer, default=0)
     output_tokens: Mapped[int] = mapped_column(Integer, default=0)
     cached_tokens: Mapped[int] = mapped_column(Integer, default=0)
@@ -56,8 +62,25 @@ class LlmRequest(Base):
     provider_response_id: Mapped[str | None] = mapped_column(String(200))
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_class: Mapped[str | None] = mapped_column(String(20))
+    # The budget reservation this call holds (released by its settlement or by the sweeper).
+    budget_hold_nano_usd: Mapped[int] = mapped_column(BigInteger, default=0)
+    budget_period_ids: Mapped[Any | None] = mapped_column(JSONValue)
     request_body: Mapped[Any | None] = mapped_column(JSONValue)
     response_body: Mapped[Any | None] = mapped_column(JSONValue)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     deadline_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ProcessLease(Base):
+    """A server (or CLI) process that makes provider calls: renewed every heartbeat. A pending
+    ledger row whose owner's lease has expired belongs to a dead process."""
+
+    __tablename__ = "process_leases"
+
+    owner_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Date, Select, and_, cast, func, or_, select, update
+from sqlalchemy import ColumnElement, Date, Select, and_, cast, exists, func, or_, select, update
 
 from switchboard.db.uow import UnitOfWork
-from switchboard.ledger.models import LlmRequest
+from switchboard.ledger.models import LlmRequest, ProcessLease
 
 GroupBy = Literal["agent", "model", "day"]
 
@@ -34,6 +34,59 @@ class UsageRow:
     output_tokens: int
     cost_nano_usd: int
     unpriced_requests: int
+    estimated_requests: int = 0
+    estimated_input_tokens: int = 0
+    estimated_output_tokens: int = 0
+    estimated_cost_nano_usd: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Abandoned:
+    """A pending row of a dead owner, with the budget hold the sweeper releases."""
+
+    id: uuid.UUID
+    cost_nano_usd: int
+    hold_nano_usd: int
+    period_ids: tuple[uuid.UUID, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Swept:
+    """A row the sweeper interrupted: what it charged, and the budget periods it charged."""
+
+    cost_nano_usd: int
+    period_ids: tuple[uuid.UUID, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TotalsRow:
+    status: str
+    usage_source: str
+    requests: int
+    input_tokens: int
+    output_tokens: int
+    cost_nano_usd: int
+
+
+def period_ids_of(value: object) -> tuple[uuid.UUID, ...]:
+    if not isinstance(value, list):
+        return ()
+    return tuple(uuid.UUID(str(item)) for item in value)
+
+
+def abandoned_condition(now: datetime) -> ColumnElement[bool]:
+    """Pending rows whose owner holds no live lease (rows from before owners existed: past
+    their deadline)."""
+    lease_alive = exists().where(
+        ProcessLease.owner_id == LlmRequest.owner_id, ProcessLease.expires_at >= now
+    )
+    return and_(
+        LlmRequest.status == "pending",
+        or_(
+            and_(LlmRequest.owner_id.is_(None), LlmRequest.deadline_at < now),
+            and_(LlmRequest.owner_id.is_not(None), ~lease_alive),
+        ),
+    )
 
 
 class LedgerRepository:
@@ -59,19 +112,112 @@ class LedgerRepository:
         )
         return bool(getattr(result, "rowcount", 0))
 
-    async def sweep(self, now: datetime) -> int:
-        """Mark every pending row past its deadline ``interrupted`` (all accounts)."""
+    async def swept(self, row_id: uuid.UUID) -> Swept | None:
+        """The row, if the sweeper interrupted it (locked until the end of the transaction)."""
+        row = (
+            await self._uow.session.execute(
+                select(LlmRequest.cost_nano_usd, LlmRequest.budget_period_ids)
+                .where(
+                    LlmRequest.id == row_id,
+                    LlmRequest.account_id == self._uow.account.id,
+                    LlmRequest.status == "interrupted",
+                    LlmRequest.error_code == "INTERRUPTED",
+                )
+                .with_for_update()
+            )
+        ).one_or_none()
+        if row is None:
+            return None
+        return Swept(cost_nano_usd=int(row[0]), period_ids=period_ids_of(row[1]))
+
+    async def resettle(
+        self, row_id: uuid.UUID, values: Mapping[str, Any], *, swept_cost_nano_usd: int
+    ) -> bool:
+        """Overwrite a swept row with the provider's usage (conditional on what was read)."""
         result = await self._uow.session.execute(
             update(LlmRequest)
-            .where(LlmRequest.status == "pending", LlmRequest.deadline_at < now)
+            .where(
+                LlmRequest.id == row_id,
+                LlmRequest.account_id == self._uow.account.id,
+                LlmRequest.status == "interrupted",
+                LlmRequest.error_code == "INTERRUPTED",
+                LlmRequest.cost_nano_usd == swept_cost_nano_usd,
+            )
+            .values(**values)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def abandoned(self, now: datetime, *, limit: int) -> list[Abandoned]:
+        """Up to ``limit`` pending rows of dead owners, all accounts (locked; rows another
+        sweeper holds are skipped on PostgreSQL)."""
+        rows = (
+            await self._uow.session.execute(
+                select(
+                    LlmRequest.id,
+                    LlmRequest.cost_nano_usd,
+                    LlmRequest.budget_hold_nano_usd,
+                    LlmRequest.budget_period_ids,
+                )
+                .where(abandoned_condition(now))
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
+        return [
+            Abandoned(
+                id=row[0],
+                cost_nano_usd=int(row[1]),
+                hold_nano_usd=int(row[2]),
+                period_ids=period_ids_of(row[3]),
+            )
+            for row in rows
+        ]
+
+    async def interrupt(self, ids: list[uuid.UUID], now: datetime) -> list[uuid.UUID]:
+        """Mark still-pending rows ``interrupted`` (all accounts); the ids it changed. Their
+        estimated usage stays."""
+        result = await self._uow.session.execute(
+            update(LlmRequest)
+            .where(LlmRequest.id.in_(ids), LlmRequest.status == "pending")
             .values(
                 status="interrupted",
                 finished_at=now,
                 error_code="INTERRUPTED",
                 error_class="transient",
             )
+            .returning(LlmRequest.id)
         )
-        return int(getattr(result, "rowcount", 0) or 0)
+        return list(result.scalars())
+
+    async def totals(
+        self, *, account_ids: list[uuid.UUID] | None, provider: str | None
+    ) -> list[TotalsRow]:
+        """Calls, tokens and cost by status and usage source (reconciliation; all accounts
+        unless ``account_ids``)."""
+        statement = select(
+            LlmRequest.status,
+            LlmRequest.usage_source,
+            func.count(LlmRequest.id),
+            func.coalesce(func.sum(LlmRequest.input_tokens), 0),
+            func.coalesce(func.sum(LlmRequest.output_tokens), 0),
+            func.coalesce(func.sum(LlmRequest.cost_nano_usd), 0),
+        ).group_by(LlmRequest.status, LlmRequest.usage_source)
+        if account_ids is not None:
+            statement = statement.where(LlmRequest.account_id.in_(account_ids))
+        if provider is not None:
+            statement = statement.where(LlmRequest.provider == provider)
+        rows = (await self._uow.session.execute(statement)).all()
+        return [
+            TotalsRow(
+                status=str(r[0]),
+                usage_source=str(r[1]),
+                requests=int(r[2]),
+                input_tokens=int(r[3]),
+                output_tokens=int(r[4]),
+                cost_nano_usd=int(r[5]),
+            )
+            for r in rows
+        ]
 
     def _filtered(self, statement: Select[Any], filters: LedgerFilters) -> Select[Any]:
         statement = statement.where(LlmRequest.account_id == self._uow.account.id)
@@ -132,12 +278,17 @@ class LedgerRepository:
             )
         else:
             key = None
+        estimated = LlmRequest.usage_source == "estimated"
         columns = [
             func.count(LlmRequest.id),
             func.coalesce(func.sum(LlmRequest.input_tokens), 0),
             func.coalesce(func.sum(LlmRequest.output_tokens), 0),
             func.coalesce(func.sum(LlmRequest.cost_nano_usd), 0),
             func.count(LlmRequest.id).filter(LlmRequest.priced.is_(False)),
+            func.count(LlmRequest.id).filter(estimated),
+            func.coalesce(func.sum(LlmRequest.input_tokens).filter(estimated), 0),
+            func.coalesce(func.sum(LlmRequest.output_tokens).filter(estimated), 0),
+            func.coalesce(func.sum(LlmRequest.cost_nano_usd).filter(estimated), 0),
         ]
         grouped: Select[Any] = select(*columns, *([key] if key is not None else []))  # type: ignore[assignment]
         statement = self._filtered(grouped, filters)
@@ -146,12 +297,16 @@ class LedgerRepository:
         rows = (await self._uow.session.execute(statement)).all()
         return [
             UsageRow(
-                group=None if key is None else (str(row[5]) if row[5] is not None else None),
+                group=None if key is None else (str(row[9]) if row[9] is not None else None),
                 requests=int(row[0]),
                 input_tokens=int(row[1]),
                 output_tokens=int(row[2]),
                 cost_nano_usd=int(row[3]),
                 unpriced_requests=int(row[4]),
+                estimated_requests=int(row[5]),
+                estimated_input_tokens=int(row[6]),
+                estimated_output_tokens=int(row[7]),
+                estimated_cost_nano_usd=int(row[8]),
             )
             for row in rows
         ]

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -19,6 +20,10 @@ class LlmRequestOut(BaseModel):
     provider: str
     model: str
     status: str
+    usage_source: Literal["reported", "partial", "estimated"] = Field(
+        description="reported: the provider's final usage; partial: what it reported before "
+        "the call ended early; estimated: it reported nothing, the tokens are estimated"
+    )
     input_tokens: int
     output_tokens: int
     cached_tokens: int
@@ -42,6 +47,7 @@ class LlmRequestOut(BaseModel):
             provider=row.provider,
             model=row.model,
             status=row.status,
+            usage_source=row.usage_source,
             input_tokens=row.input_tokens,
             output_tokens=row.output_tokens,
             cached_tokens=row.cached_tokens,
@@ -68,6 +74,13 @@ class UsageOut(BaseModel):
     output_tokens: int
     cost_usd: str
     unpriced_requests: int
+    estimated_requests: int = Field(
+        description="Calls whose provider reported no usage: their tokens are estimated"
+    )
+    estimated_input_tokens: int
+    estimated_output_tokens: int
+    estimated_cost_usd: str = Field(description="The part of cost_usd that is estimated")
+    measured_cost_usd: str = Field(description="The part of cost_usd the provider reported")
 
     @classmethod
     def of(cls, row: UsageRow) -> UsageOut:
@@ -78,6 +91,11 @@ class UsageOut(BaseModel):
             output_tokens=row.output_tokens,
             cost_usd=nano_to_usd_str(row.cost_nano_usd),
             unpriced_requests=row.unpriced_requests,
+            estimated_requests=row.estimated_requests,
+            estimated_input_tokens=row.estimated_input_tokens,
+            estimated_output_tokens=row.estimated_output_tokens,
+            estimated_cost_usd=nano_to_usd_str(row.estimated_cost_nano_usd),
+            measured_cost_usd=nano_to_usd_str(row.cost_nano_usd - row.estimated_cost_nano_usd),
         )
 
 

@@ -1,29 +1,44 @@
-"""The write-ahead cost ledger. Each provider call: ``open`` commits a ``pending`` row in its own
-short unit of work before the request leaves; ``finish`` settles it with one conditional update
-afterwards — also when the caller is being cancelled (the write is shielded and tracked)."""
+"""The write-ahead cost ledger. Each provider call: ``open`` commits a ``pending`` row (naming
+this process as its owner, carrying the estimated input) in its own short unit of work before
+the request leaves; ``finish`` settles it with one conditional update afterwards — also when
+the caller is being cancelled (the write is shielded and tracked). A settlement that meets a row
+the sweeper already interrupted restores the provider's usage: usage is never dropped."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import uuid
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
+from weakref import WeakKeyDictionary
+
+from prometheus_client import CollectorRegistry, Counter
 
 from switchboard.db.base import utcnow
 from switchboard.db.uow import AccountScope, UnitOfWork, UnitOfWorkFactory
 from switchboard.errors import SwitchboardError
+from switchboard.ledger.leases import OwnerLease
 from switchboard.ledger.models import LlmRequest
 from switchboard.ledger.pricing import Cost, price_of
-from switchboard.ledger.repository import GroupBy, LedgerFilters, LedgerRepository, UsageRow
+from switchboard.ledger.repository import (
+    GroupBy,
+    LedgerFilters,
+    LedgerRepository,
+    TotalsRow,
+    UsageRow,
+)
 from switchboard.pagination import decode_time_cursor, encode_time_cursor
 from switchboard.registry.config_schema import PriceConfig
-from switchboard.traffic.budgets import BudgetService, Reservation
+from switchboard.traffic.budgets import BudgetGate, BudgetService, Reservation
 
 log = logging.getLogger("switchboard.ledger")
 FinalStatus = Literal["complete", "error", "cancelled"]
+UsageSource = Literal["reported", "partial", "estimated"]
+SWEEP_BATCH = 500
+SWEEP_MAX_BATCHES = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,28 +63,83 @@ class TokenUsage:
     input_tokens: int = 0
     output_tokens: int = 0
     cached_tokens: int = 0
+    source: UsageSource = "reported"
+
+
+class LedgerCounters:
+    """The ledger's Prometheus counters, once per registry."""
+
+    def __init__(self, registry: CollectorRegistry | None) -> None:
+        self.swept = Counter(
+            "switchboard_ledger_rows_swept",
+            "Pending ledger rows of dead processes marked interrupted",
+            registry=registry,
+        )
+        self.resettled = Counter(
+            "switchboard_ledger_rows_resettled",
+            "Settlements that met a swept row and restored the provider's usage",
+            registry=registry,
+        )
+
+    @classmethod
+    def of(cls, registry: CollectorRegistry | None) -> LedgerCounters:
+        if registry is None:
+            return cls(None)
+        found = _COUNTERS.get(registry)
+        if found is None:
+            found = _COUNTERS[registry] = cls(registry)
+        return found
+
+
+_COUNTERS: WeakKeyDictionary[CollectorRegistry, LedgerCounters] = WeakKeyDictionary()
 
 
 class LedgerService:
-    def __init__(self, uow: UnitOfWorkFactory) -> None:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        *,
+        lease: OwnerLease | None = None,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
         self._uow = uow
+        self.lease = lease or OwnerLease(uow, ttl_s=30.0, heartbeat_s=10.0)
+        self.gate = BudgetGate()
+        self.counters = LedgerCounters.of(registry)
         self._finishing: set[asyncio.Task[Any]] = set()
 
     async def open(
-        self, ctx: CallContext, *, request_body: Any | None = None, budget_hold_nano_usd: int = 0
+        self,
+        ctx: CallContext,
+        *,
+        request_body: Any | None = None,
+        budget_hold_nano_usd: int = 0,
+        estimated_input_tokens: int = 0,
+        budget_wait_s: float = 30.0,
     ) -> tuple[uuid.UUID, Reservation | None]:
-        """Reserve the call's maximum cost against the budgets (if any) and commit its pending
-        row, in one unit of work: both or neither."""
+        """Reserve the call's worst case against the budgets (if any) and commit its pending
+        row, in one unit of work: both or neither. Waits (up to ``budget_wait_s``) while only
+        the reservations of calls in flight stand in the way."""
+        owner_id = await self.lease.ensure()
         row_id = uuid.uuid4()
-        now = utcnow()
+        estimate = price_of(
+            model=ctx.model,
+            provider=ctx.provider,
+            input_tokens=estimated_input_tokens,
+            output_tokens=0,
+            cached_tokens=0,
+            overrides=ctx.prices,
+        )
 
         async def op(u: UnitOfWork) -> Reservation | None:
             reservation = await BudgetService.reserve_in(
                 u, agent=ctx.agent_slug, amount_nano_usd=budget_hold_nano_usd
             )
+            now = utcnow()
             LedgerRepository(u).add_pending(
                 LlmRequest(
                     id=row_id,
+                    owner_id=owner_id,
                     agent_id=ctx.agent_id,
                     agent_slug=ctx.agent_slug,
                     conversation_id=ctx.conversation_id,
@@ -80,16 +150,27 @@ class LedgerService:
                     created_at=now,
                     deadline_at=now + timedelta(seconds=ctx.timeout_s),
                     request_body=request_body if ctx.store_bodies else None,
-                    input_tokens=0,
+                    # Until it settles (or is swept), the row carries the estimated input.
+                    usage_source="estimated",
+                    input_tokens=estimated_input_tokens,
                     output_tokens=0,
                     cached_tokens=0,
-                    cost_nano_usd=0,
-                    priced=True,
+                    cost_nano_usd=estimate.nano_usd,
+                    priced=estimate.priced,
+                    budget_hold_nano_usd=reservation.amount_nano_usd if reservation else 0,
+                    budget_period_ids=(
+                        [str(p) for p in reservation.period_ids] if reservation else None
+                    ),
                 )
             )
             return reservation
 
-        reservation = await self._uow.run(op, scope=ctx.scope)
+        async def attempt() -> Reservation | None:
+            return await self._uow.run(op, scope=ctx.scope)
+
+        reservation = await self.gate.reserve(
+            (ctx.scope.id, ctx.agent_slug or ""), attempt, timeout_s=budget_wait_s
+        )
         return row_id, reservation
 
     async def finish(
@@ -116,6 +197,7 @@ class LedgerService:
         )
         values: dict[str, Any] = {
             "status": status,
+            "usage_source": usage.source,
             "input_tokens": usage.input_tokens,
             "output_tokens": usage.output_tokens,
             "cached_tokens": usage.cached_tokens,
@@ -130,20 +212,47 @@ class LedgerService:
         if ctx.store_bodies and response_body is not None:
             values["response_body"] = response_body
 
-        async def op(u: UnitOfWork) -> bool:
-            if reservation is not None:
-                await BudgetService.settle_in(u, reservation, actual_nano_usd=cost.nano_usd)
-            return await LedgerRepository(u).finish(row_id, values)
+        async def op(u: UnitOfWork) -> str:
+            repo = LedgerRepository(u)
+            if await repo.finish(row_id, values):
+                if reservation is not None:
+                    await BudgetService.settle_in(u, reservation, actual_nano_usd=cost.nano_usd)
+                return "settled"
+            # Swept while alive (the lease expired): the sweeper released the reservation and
+            # charged the estimate; the provider's usage wins, the budget takes the difference.
+            swept = await repo.swept(row_id)
+            if swept is None or not await repo.resettle(
+                row_id, values, swept_cost_nano_usd=swept.cost_nano_usd
+            ):
+                return "final"
+            await BudgetService.charge_in(
+                u, swept.period_ids, delta_nano_usd=cost.nano_usd - swept.cost_nano_usd
+            )
+            return "resettled"
 
-        updated = await self._shielded(self._uow.run(op, scope=ctx.scope))
-        if not updated:
-            log.warning("ledger row %s was no longer pending when finished as %s", row_id, status)
+        account_id = ctx.scope.id
+        outcome = await self._shielded(
+            self._uow.run(op, scope=ctx.scope), lambda: self.gate.settled(account_id)
+        )
+        if outcome == "resettled":
+            self.counters.resettled.inc()
+            log.warning(
+                "ledger row %s had been swept as interrupted; settled as %s with the provider's "
+                "usage (%d in, %d out)",
+                row_id,
+                status,
+                usage.input_tokens,
+                usage.output_tokens,
+            )
+        elif outcome == "final":
+            log.error("ledger row %s was already final when settled as %s", row_id, status)
         return cost
 
-    async def _shielded(self, work: Coroutine[Any, Any, bool]) -> bool:
+    async def _shielded(self, work: Coroutine[Any, Any, str], then: Callable[[], None]) -> str:
         task = asyncio.ensure_future(work)
         self._finishing.add(task)
         task.add_done_callback(self._finishing.discard)
+        task.add_done_callback(lambda _: then())  # wakes budget waiters, even if we are cancelled
         return await asyncio.shield(task)
 
     async def drain(self) -> None:
@@ -152,12 +261,36 @@ class LedgerService:
             await asyncio.gather(*list(self._finishing), return_exceptions=True)
 
     async def sweep(self, *, now: datetime | None = None) -> int:
-        """Pending rows past their deadline become ``interrupted`` (a crash, a kill)."""
+        """Pending rows of owners whose lease expired become ``interrupted`` (a crash, a kill),
+        keeping their estimated usage; their budget holds are released and the estimate
+        charged. In batches, each its own unit of work."""
+        at = now or utcnow()
 
-        async def op(u: UnitOfWork) -> int:
-            return await LedgerRepository(u).sweep(now or utcnow())
+        async def op(u: UnitOfWork) -> tuple[int, int]:
+            repo = LedgerRepository(u)
+            rows = await repo.abandoned(at, limit=SWEEP_BATCH)
+            if not rows:
+                return 0, 0
+            swept = set(await repo.interrupt([r.id for r in rows], at))
+            holds: dict[uuid.UUID, tuple[int, int]] = {}
+            for row in rows:
+                if row.id not in swept:
+                    continue
+                for period_id in row.period_ids:
+                    hold, cost = holds.get(period_id, (0, 0))
+                    holds[period_id] = (hold + row.hold_nano_usd, cost + row.cost_nano_usd)
+            await BudgetService.release_in(u, holds)
+            return len(rows), len(swept)
 
-        return await self._uow.run(op)
+        total = 0
+        for _ in range(SWEEP_MAX_BATCHES):
+            found, swept = await self._uow.run(op)
+            total += swept
+            if found < SWEEP_BATCH:
+                break
+        if total:
+            self.counters.swept.inc(total)
+        return total
 
     async def rows(self, scope: AccountScope, ids: list[uuid.UUID]) -> list[LlmRequest]:
         async def op(u: UnitOfWork) -> list[LlmRequest]:
@@ -190,33 +323,12 @@ class LedgerService:
 
         return await self._uow.run(op, scope=scope, write=False)
 
+    async def totals(
+        self, *, account_ids: list[uuid.UUID] | None = None, provider: str | None = None
+    ) -> list[TotalsRow]:
+        """Calls, tokens and cost by status and usage source, across accounts (operator)."""
 
-class Sweeper:
-    """Runs :meth:`LedgerService.sweep` at start-up and then every ``interval_s``."""
+        async def op(u: UnitOfWork) -> list[TotalsRow]:
+            return await LedgerRepository(u).totals(account_ids=account_ids, provider=provider)
 
-    def __init__(self, ledger: LedgerService, *, interval_s: float) -> None:
-        self._ledger = ledger
-        self._interval_s = interval_s
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        swept = await self._ledger.sweep()
-        if swept:
-            log.warning("marked %d abandoned ledger rows interrupted", swept)
-        self._task = asyncio.create_task(self._loop(), name="ledger-sweeper")
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval_s)
-            try:
-                swept = await self._ledger.sweep()
-            except SwitchboardError as exc:
-                log.warning("ledger sweep failed: %s", exc)
-                continue
-            if swept:
-                log.warning("marked %d abandoned ledger rows interrupted", swept)
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        return await self._uow.run(op, write=False)

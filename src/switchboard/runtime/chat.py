@@ -79,6 +79,7 @@ class PreparedTurn:
     message: str
     run_id: uuid.UUID = field(default_factory=uuid.uuid4)
     calls: list[CallRecord] = field(default_factory=list)
+    streaming: bool = True  # a client watches the run live (else a cut stream is retried)
 
 
 def _dump(message: ModelMessage) -> Any:
@@ -176,6 +177,7 @@ class ChatService:
         agent_slug: str | None = None,
         conversation_id: uuid.UUID | None = None,
         built: BuiltModel | None = None,
+        buffered: bool = False,
     ) -> LedgeredModel:
         """The model of ``config`` behind the one admission path: limits, retries, budget and
         the write-ahead ledger. Every provider call Switchboard makes goes through one."""
@@ -194,6 +196,7 @@ class ChatService:
             ),
             max_tokens=config.model_settings.max_tokens,
             metrics=self._metrics,
+            buffered=buffered,
         )
         ctx = CallContext(
             scope=scope,
@@ -233,6 +236,7 @@ class ChatService:
             agent_slug=turn.agent_slug,
             conversation_id=turn.conversation_id,
             built=turn.built,
+            buffered=not turn.streaming,
         )
 
     async def run(self, turn: PreparedTurn) -> AsyncIterator[ChatEvent]:
@@ -345,6 +349,7 @@ class ChatService:
 
     async def complete(self, turn: PreparedTurn) -> Done:
         """Run a turn to the end (the non-streaming API)."""
+        turn.streaming = False
         done: Done | None = None
         async for event in self.run(turn):
             if isinstance(event, Done):

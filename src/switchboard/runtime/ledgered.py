@@ -1,13 +1,19 @@
 """The seam around every provider call, in the one admission order:
 concurrency slot → rate limit → budget reservation + write-ahead ledger row → call →
 settlement (ledger + budget) → release. Transient provider errors are retried with backoff and
-full jitter, each attempt with its own slot, reservation and ledger row; a stream is retried
-only if it failed before it was handed on. The release sits in a ``finally``."""
+full jitter, each attempt with its own slot, reservation and ledger row. The release sits in a
+``finally``.
+
+A stream is complete only when the provider says so (its finish reason): one that ends without
+it raises ``PROVIDER_STREAM_CUT``. Events are read ahead until the first one a client could see
+(text), or — for a run nobody watches live — to the end, so a stream cut before anything was
+handed on is retried like any transient error; after that, the run ends with the error and the
+truncated text is never a finished reply. Tokens the provider never reported are estimated and
+marked so (``usage_source``)."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -16,32 +22,36 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic_ai import ModelResponse
-from pydantic_ai import exceptions as pai
-from pydantic_ai.messages import ModelMessage, ModelMessagesTypeAdapter
+from pydantic_ai.messages import ModelMessage, ModelMessagesTypeAdapter, ModelResponseStreamEvent
 from pydantic_ai.models import ModelRequestParameters, StreamedResponse
 from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import RunContext
-from pydantic_ai.usage import RequestUsage
 
 from switchboard.errors import (
     BudgetExceeded,
-    ProviderMisconfigured,
     ProviderRateLimited,
+    ProviderStreamCut,
     ProviderTimeout,
     ProviderUnavailable,
     SwitchboardError,
-    UpstreamRejected,
 )
+from switchboard.ledger.estimate import worst_case_input
 from switchboard.ledger.pricing import Cost, price_of
 from switchboard.ledger.service import CallContext, LedgerService, TokenUsage
 from switchboard.metrics import Metrics
 from switchboard.retry import RetryPolicy
+from switchboard.runtime.estimate import estimate_request, estimate_response
+from switchboard.runtime.provider_errors import classify_provider_error, http_status_of
+from switchboard.runtime.streams import cut, replay, token_usage, visible
 from switchboard.traffic.budgets import Reservation
 from switchboard.traffic.limiter import Limiter
 from switchboard.traffic.limits import Admission
 
-RETRYABLE = (ProviderRateLimited, ProviderUnavailable, ProviderTimeout)
+__all__ = ["CallRecord", "LedgeredModel", "Traffic", "classify_provider_error", "token_usage"]
+
+RETRYABLE = (ProviderRateLimited, ProviderUnavailable, ProviderTimeout, ProviderStreamCut)
+DEFAULT_BUDGET_WAIT_S = 30.0  # for models without a provider queue (the offline demo)
 Status = Literal["complete", "error", "cancelled"]
 
 
@@ -52,55 +62,11 @@ class CallRecord:
     cost: Cost
 
 
-def token_usage(usage: RequestUsage) -> TokenUsage:
-    return TokenUsage(
-        input_tokens=usage.input_tokens or 0,
-        output_tokens=usage.output_tokens or 0,
-        cached_tokens=usage.cache_read_tokens or 0,
-    )
-
-
-def _retry_after(exc: BaseException) -> float | None:
-    response = getattr(exc.__cause__, "response", None)
-    headers = getattr(response, "headers", None)
-    raw = headers.get("retry-after") if headers is not None else None
-    try:
-        return float(raw) if raw is not None else None
-    except ValueError:
-        return None
-
-
-def classify_provider_error(exc: Exception, model: str) -> SwitchboardError:
-    if isinstance(exc, SwitchboardError):
-        return exc
-    detail = f"model '{model}': {exc}"
-    if isinstance(exc, pai.ModelRateLimitError | pai.ModelQuotaExceededError):
-        return ProviderRateLimited(detail, retry_after_s=_retry_after(exc))
-    if isinstance(exc, pai.ModelTimeoutError | pai.ModelRequestTimeout):
-        return ProviderTimeout(detail)
-    if isinstance(exc, pai.ModelAuthenticationError):
-        return ProviderMisconfigured(detail)
-    if isinstance(exc, pai.ModelUnavailableError | pai.ModelServerError | pai.ModelConnectionError):
-        return ProviderUnavailable(detail, retry_after_s=_retry_after(exc))
-    if isinstance(exc, pai.ModelHTTPError):
-        if exc.status_code == 429:
-            return ProviderRateLimited(detail, retry_after_s=_retry_after(exc))
-        if exc.status_code >= 500:
-            return ProviderUnavailable(detail, retry_after_s=_retry_after(exc))
-        return UpstreamRejected(detail)
-    if isinstance(exc, pai.ModelAPIError | pai.UnexpectedModelBehavior):
-        return UpstreamRejected(detail)
-    if isinstance(exc, TimeoutError):
-        return ProviderTimeout(detail)
-    if isinstance(exc, OSError | ConnectionError):
-        return ProviderUnavailable(detail)
-    return UpstreamRejected(f"{detail} ({type(exc).__name__})")
-
-
 @dataclass(frozen=True, slots=True)
 class Estimate:
-    tokens: int  # for tpm: input (≈ bytes / 4) + max_tokens
-    hold_nano_usd: int  # the most the call can cost: every input byte a token + max_tokens
+    tokens: int  # for tpm: the typical input + max_tokens
+    input_tokens: int  # the typical input (ledger/estimate.py): the pending row's estimate
+    hold_nano_usd: int  # the worst case: input with a margin + max_tokens at the output price
 
 
 @dataclass(slots=True)
@@ -115,13 +81,15 @@ class _Attempt:
 
 @dataclass(frozen=True, slots=True)
 class Traffic:
-    """Admission and retry settings of one run's provider calls."""
+    """Admission and retry settings of one run's provider calls. ``buffered``: nobody watches
+    the run live, so streams are read to their end before anything is handed on."""
 
     limiter: Limiter
     admission: Admission
     retry: RetryPolicy
     max_tokens: int
     metrics: Metrics | None = None
+    buffered: bool = False
 
 
 class LedgeredModel(WrapperModel):
@@ -143,23 +111,19 @@ class LedgeredModel(WrapperModel):
     def _estimate(
         self, messages: list[ModelMessage], parameters: ModelRequestParameters
     ) -> Estimate:
-        size = len(ModelMessagesTypeAdapter.dump_json(messages))
-        size += sum(
-            len(tool.name)
-            + len(tool.description or "")
-            + len(json.dumps(tool.parameters_json_schema))
-            for tool in parameters.function_tools
-        )
+        typical = estimate_request(messages, parameters)
         max_tokens = self._traffic.max_tokens
-        cost = price_of(
+        worst = price_of(
             model=self._ctx.model,
             provider=self._ctx.provider,
-            input_tokens=size,
+            input_tokens=worst_case_input(typical),
             output_tokens=max_tokens,
             cached_tokens=0,
             overrides=self._ctx.prices,
         )
-        return Estimate(tokens=size // 4 + max_tokens, hold_nano_usd=cost.nano_usd)
+        return Estimate(
+            tokens=typical + max_tokens, input_tokens=typical, hold_nano_usd=worst.nano_usd
+        )
 
     def _body(self, messages: list[ModelMessage]) -> Any | None:
         if not self._ctx.store_bodies:
@@ -168,7 +132,8 @@ class LedgeredModel(WrapperModel):
 
     async def _admit(self, messages: list[ModelMessage], estimate: Estimate) -> _Attempt:
         """Slot and rate limit, then the budget reservation and the pending row."""
-        slot = self._traffic.limiter.admit(self._traffic.admission, tokens=estimate.tokens)
+        admission = self._traffic.admission
+        slot = self._traffic.limiter.admit(admission, tokens=estimate.tokens)
         queued = time.monotonic()
         await slot.__aenter__()
         metrics = self._traffic.metrics
@@ -180,6 +145,10 @@ class LedgeredModel(WrapperModel):
                 self._ctx,
                 request_body=self._body(messages),
                 budget_hold_nano_usd=estimate.hold_nano_usd,
+                estimated_input_tokens=estimate.input_tokens,
+                budget_wait_s=(
+                    admission.queue_timeout_s if admission.specs else DEFAULT_BUDGET_WAIT_S
+                ),
             )
         except BaseException as exc:
             await slot.__aexit__(None, None, None)
@@ -216,16 +185,38 @@ class LedgeredModel(WrapperModel):
         finally:
             await attempt.slot.__aexit__(None, None, None)
 
+    def _error_usage(self, exc: BaseException, estimate: Estimate) -> TokenUsage:
+        """An HTTP error status is the provider's word that nothing was billed; after a
+        timeout or a lost connection the prompt may have been processed: estimated."""
+        if http_status_of(exc) is not None:
+            return TokenUsage()
+        return TokenUsage(input_tokens=estimate.input_tokens, source="estimated")
+
+    def _stream_usage(
+        self, stream: StreamedResponse, estimate: Estimate, *, final: bool
+    ) -> TokenUsage:
+        return token_usage(
+            stream.usage,
+            final=final,
+            input_estimate=estimate.input_tokens,
+            output_estimate=estimate_response(stream.get()),
+        )
+
     async def _failed_attempt(
-        self, attempt: _Attempt, exc: Exception, *, number: int, started: float
+        self,
+        attempt: _Attempt,
+        error: SwitchboardError,
+        usage: TokenUsage,
+        *,
+        number: int,
+        started: float,
     ) -> None:
         """Settle a failed attempt; return after the backoff if it may be retried, else raise
         the error in its class."""
-        error = classify_provider_error(exc, self._ctx.model)
-        await self._settle(attempt, "error", TokenUsage(), error=error)
+        await self._settle(attempt, "error", usage, error=error)
         delay = self._retry_delay(error, number, started)
         if delay is None:
-            raise error from exc
+            raise error
         await asyncio.sleep(delay)
 
     def _retry_delay(self, error: SwitchboardError, attempt: int, started: float) -> float | None:
@@ -237,6 +228,11 @@ class LedgeredModel(WrapperModel):
         if delay is not None and self._traffic.metrics is not None:
             self._traffic.metrics.retried(error)
         return delay
+
+    def _stream_cut(self) -> ProviderStreamCut:
+        return ProviderStreamCut(
+            f"model '{self._ctx.model}': the provider's stream ended before its final chunk"
+        )
 
     async def request(
         self,
@@ -255,19 +251,50 @@ class LedgeredModel(WrapperModel):
                     messages, model_settings, model_request_parameters
                 )
             except asyncio.CancelledError:
-                await self._settle(attempt, "cancelled", TokenUsage())
+                unknown = TokenUsage(input_tokens=estimate.input_tokens, source="estimated")
+                await self._settle(attempt, "cancelled", unknown)
                 raise
             except Exception as exc:
-                await self._failed_attempt(attempt, exc, number=number, started=started)
+                error = classify_provider_error(exc, self._ctx.model)
+                usage = self._error_usage(exc, estimate)
+                try:
+                    await self._failed_attempt(
+                        attempt, error, usage, number=number, started=started
+                    )
+                except SwitchboardError as final:  # not retried
+                    raise final from exc
                 continue
+            usage = token_usage(
+                response.usage,
+                input_estimate=estimate.input_tokens,
+                output_estimate=estimate_response(response),
+            )
             await self._settle(
                 attempt,
                 "complete",
-                token_usage(response.usage),
+                usage,
                 response_id=response.provider_response_id,
                 response=response,
             )
             return response
+
+    async def _read_ahead(self, stream: StreamedResponse) -> bool:
+        """Read events until the first one a client would be handed (all of them when the run
+        is buffered), then put them back in front of the rest. True if the stream ended."""
+        iterator = aiter(stream)
+        events: list[ModelResponseStreamEvent] = []
+        ended = False
+        while True:
+            try:
+                event = await anext(iterator)
+            except StopAsyncIteration:
+                ended = True
+                break
+            events.append(event)
+            if not self._traffic.buffered and visible(event):
+                break
+        stream._event_iterator = replay(events, None if ended else iterator)
+        return ended
 
     @asynccontextmanager
     async def request_stream(
@@ -280,7 +307,7 @@ class LedgeredModel(WrapperModel):
         estimate = self._estimate(messages, model_request_parameters)
         started = time.monotonic()
         number = 0
-        while True:  # retried only until the stream is open and handed on
+        while True:  # retried only until something is handed on
             number += 1
             attempt = await self._admit(messages, estimate)
             opened = self.wrapped.request_stream(
@@ -289,10 +316,44 @@ class LedgeredModel(WrapperModel):
             try:
                 stream = await opened.__aenter__()
             except asyncio.CancelledError:
-                await self._settle(attempt, "cancelled", TokenUsage())
+                unknown = TokenUsage(input_tokens=estimate.input_tokens, source="estimated")
+                await self._settle(attempt, "cancelled", unknown)
                 raise
             except Exception as exc:
-                await self._failed_attempt(attempt, exc, number=number, started=started)
+                error = classify_provider_error(exc, self._ctx.model)
+                try:
+                    await self._failed_attempt(
+                        attempt,
+                        error,
+                        self._error_usage(exc, estimate),
+                        number=number,
+                        started=started,
+                    )
+                except SwitchboardError as final:
+                    raise final from exc
+                continue
+            try:
+                ended = await self._read_ahead(stream)
+            except BaseException as exc:
+                await opened.__aexit__(type(exc), exc, exc.__traceback__)
+                usage = self._stream_usage(stream, estimate, final=False)
+                if not isinstance(exc, Exception):
+                    await self._settle(attempt, "cancelled", usage)
+                    raise
+                error = classify_provider_error(exc, self._ctx.model)
+                try:
+                    await self._failed_attempt(
+                        attempt, error, usage, number=number, started=started
+                    )
+                except SwitchboardError as final:  # not retried
+                    raise final from exc
+                continue
+            if ended and cut(stream):
+                await opened.__aexit__(None, None, None)
+                usage = self._stream_usage(stream, estimate, final=False)
+                await self._failed_attempt(
+                    attempt, self._stream_cut(), usage, number=number, started=started
+                )
                 continue
             break
         try:
@@ -303,16 +364,31 @@ class LedgeredModel(WrapperModel):
                 raise
             await opened.__aexit__(None, None, None)
         except (asyncio.CancelledError, GeneratorExit):
-            await self._settle(attempt, "cancelled", token_usage(stream.usage))
+            await self._settle(
+                attempt, "cancelled", self._stream_usage(stream, estimate, final=False)
+            )
             raise
         except Exception as exc:
             error = classify_provider_error(exc, self._ctx.model)
-            await self._settle(attempt, "error", token_usage(stream.usage), error=error)
+            usage = self._stream_usage(stream, estimate, final=False)
+            await self._settle(attempt, "error", usage, error=error)
             raise error from exc
+        response = stream.get()
+        if response.state != "complete" or cut(stream):
+            # Cut (after something was handed on), or the consumer stopped early.
+            was_cut = response.state == "complete"
+            stream_cut = self._stream_cut() if was_cut else None
+            usage = self._stream_usage(stream, estimate, final=False)
+            await self._settle(
+                attempt, "error" if was_cut else "cancelled", usage, error=stream_cut
+            )
+            if stream_cut is not None:
+                raise stream_cut
+            return
         await self._settle(
             attempt,
             "complete",
-            token_usage(stream.usage),
+            self._stream_usage(stream, estimate, final=True),
             response_id=stream.provider_response_id,
-            response=stream.get(),
+            response=response,
         )

@@ -1,25 +1,44 @@
 """Budgets: the database is the source of truth. A reservation of a call's maximum possible
 cost is one conditional update (``… WHERE spent + reserved + :amount <= limit``), so concurrent
 calls can never overspend; settlement moves the reservation to ``spent`` at the actual cost.
-Both run inside the unit of work that opens or settles the call's ledger row."""
+Both run inside the unit of work that opens or settles the call's ledger row.
+
+A call is refused (402 ``BUDGET_EXCEEDED``) only when ``spent + its own worst case`` exceeds the
+limit. When it is the *reservations* of calls in flight that stand in the way, the call waits in
+:class:`BudgetGate` for them to settle — woken by this process's settlements, polling briefly
+for other processes' — up to the provider's queue timeout, then 503 ``BUDGET_BUSY``."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, TypeVar
 
 from sqlalchemy import select, update
 
 from switchboard.db.base import utcnow
 from switchboard.db.uow import AccountScope, UnitOfWork, UnitOfWorkFactory
 from switchboard.db.upsert import dialect_insert
-from switchboard.errors import BudgetExceeded, NotFound
+from switchboard.errors import BudgetBusy, BudgetExceeded, NotFound
 from switchboard.ledger.pricing import nano_to_usd_str
 from switchboard.traffic.models import Budget, BudgetPeriod
 
 Period = Literal["day", "month"]
+T = TypeVar("T")
+BUDGET_POLL_S = 0.2  # how often the first waiter looks for other processes' settlements
+
+
+class ReservationsInFlight(Exception):
+    """The money is there, but reservations of calls in flight stand in the way: wait."""
+
+    def __init__(self, whose: str) -> None:
+        super().__init__(whose)
+        self.whose = whose
 
 
 def period_start(period: str, now: datetime | None = None) -> str:
@@ -108,10 +127,24 @@ class BudgetService:
                 period_id = await _reserve(u, budget, start, amount_nano_usd)
             if period_id is None:
                 whose = f"agent '{budget.agent_slug}'" if budget.agent_slug else "the account"
+                spent = (
+                    await u.session.execute(
+                        select(BudgetPeriod.spent_nano_usd).where(
+                            BudgetPeriod.budget_id == budget.id, BudgetPeriod.period_start == start
+                        )
+                    )
+                ).scalar_one()
+                if spent + amount_nano_usd <= budget.limit_nano_usd:
+                    raise ReservationsInFlight(whose)
                 raise BudgetExceeded(
-                    f"the {budget.period}ly budget of {whose} "
+                    f"the {'daily' if budget.period == 'day' else 'monthly'} budget of {whose} "
                     f"({nano_to_usd_str(budget.limit_nano_usd)} USD) cannot cover this call "
-                    f"(up to {nano_to_usd_str(amount_nano_usd)} USD)"
+                    f"(up to {nano_to_usd_str(amount_nano_usd)} USD)",
+                    details={
+                        "limit_usd": nano_to_usd_str(budget.limit_nano_usd),
+                        "spent_usd": nano_to_usd_str(spent),
+                        "worst_case_usd": nano_to_usd_str(amount_nano_usd),
+                    },
                 )
             period_ids.append(period_id)
         return Reservation(tuple(period_ids), amount_nano_usd)
@@ -127,6 +160,34 @@ class BudgetService:
                 reserved_nano_usd=BudgetPeriod.reserved_nano_usd - reservation.amount_nano_usd,
                 spent_nano_usd=BudgetPeriod.spent_nano_usd + actual_nano_usd,
             )
+        )
+
+    @staticmethod
+    async def release_in(u: UnitOfWork, holds: Mapping[uuid.UUID, tuple[int, int]]) -> None:
+        """For the sweeper: per budget period, release ``hold`` and charge ``cost`` (the
+        estimated cost of calls whose process died)."""
+        for period_id, (hold, cost) in holds.items():
+            await u.session.execute(
+                update(BudgetPeriod)
+                .where(BudgetPeriod.id == period_id)
+                .values(
+                    reserved_nano_usd=BudgetPeriod.reserved_nano_usd - hold,
+                    spent_nano_usd=BudgetPeriod.spent_nano_usd + cost,
+                )
+            )
+
+    @staticmethod
+    async def charge_in(
+        u: UnitOfWork, period_ids: tuple[uuid.UUID, ...], *, delta_nano_usd: int
+    ) -> None:
+        """Correct ``spent`` by ``delta`` (a swept call settled late: its reservation was
+        already released by the sweeper, only the cost changes)."""
+        if not period_ids or not delta_nano_usd:
+            return
+        await u.session.execute(
+            update(BudgetPeriod)
+            .where(BudgetPeriod.id.in_(period_ids))
+            .values(spent_nano_usd=BudgetPeriod.spent_nano_usd + delta_nano_usd)
         )
 
     async def put(
@@ -187,3 +248,71 @@ class BudgetService:
             )
 
         return await self._uow.run(op, scope=scope, write=False)
+
+
+class BudgetGate:
+    """Calls waiting for in-flight reservations to settle, first come first served per
+    (account, agent). Only the first waiter of a queue tries again — when a settlement of its
+    account happens in this process, or every ``poll_s`` for other processes' — and, once it has
+    its reservation, hands the turn to the next; so a settlement costs one or two attempts, not
+    one per waiter."""
+
+    def __init__(self, *, poll_s: float = BUDGET_POLL_S) -> None:
+        self._queues: dict[tuple[uuid.UUID, str], deque[asyncio.Event]] = {}
+        self._poll_s = poll_s
+
+    def waiting(self) -> int:
+        return sum(len(q) for q in self._queues.values())
+
+    def settled(self, account_id: uuid.UUID) -> None:
+        """A call of ``account_id`` settled here: wake the first waiter of its queues."""
+        for (account, _), queue in self._queues.items():
+            if account == account_id and queue:
+                queue[0].set()
+
+    async def reserve(
+        self,
+        key: tuple[uuid.UUID, str],
+        attempt: Callable[[], Awaitable[T]],
+        *,
+        timeout_s: float,
+    ) -> T:
+        """``attempt()`` until it stops raising :class:`ReservationsInFlight` (BudgetBusy after
+        ``timeout_s``). Its other errors, BudgetExceeded among them, propagate."""
+        if not self._queues.get(key):
+            try:
+                return await attempt()
+            except ReservationsInFlight:
+                pass
+        queue = self._queues.setdefault(key, deque())
+        me = asyncio.Event()
+        queue.append(me)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        try:
+            while True:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise BudgetBusy(
+                        "the budget is held by calls in flight that did not settle in time",
+                        retry_after_s=1.0,
+                    )
+                wait_s = min(remaining, self._poll_s) if queue[0] is me else remaining
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wait_s):
+                        await me.wait()
+                me.clear()
+                if queue[0] is not me:
+                    continue
+                try:
+                    return await attempt()
+                except ReservationsInFlight:
+                    continue
+        finally:
+            was_first = queue[0] is me
+            queue.remove(me)
+            if queue:
+                if was_first:
+                    queue[0].set()  # the next one may fit too
+            elif self._queues.get(key) is queue:
+                del self._queues[key]

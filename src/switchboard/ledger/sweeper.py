@@ -1,0 +1,43 @@
+"""The sweeper: pending rows of dead processes become ``interrupted``, at start-up and then every
+``interval_s`` — never a live process's call, however long it runs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from switchboard.errors import SwitchboardError
+from switchboard.ledger.service import LedgerService
+
+log = logging.getLogger("switchboard.ledger")
+
+
+class Sweeper:
+    """Runs :meth:`LedgerService.sweep` at start-up and then every ``interval_s``."""
+
+    def __init__(self, ledger: LedgerService, *, interval_s: float) -> None:
+        self._ledger = ledger
+        self._interval_s = interval_s
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        swept = await self._ledger.sweep()
+        if swept:
+            log.warning("marked %d ledger rows of dead processes interrupted", swept)
+        self._task = asyncio.create_task(self._loop(), name="ledger-sweeper")
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval_s)
+            try:
+                swept = await self._ledger.sweep()
+            except SwitchboardError as exc:
+                log.warning("ledger sweep failed: %s", exc)
+                continue
+            if swept:
+                log.warning("marked %d ledger rows of dead processes interrupted", swept)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
