@@ -79,18 +79,8 @@ async def database_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[str]:
     """A migrated, empty-at-start database for this run, on each backend."""
-    if request.param == "sqlite":
-        path: Path = tmp_path_factory.mktemp("db") / "switchboard.db"
-        url = f"sqlite+aiosqlite:///{path}"
-        await asyncio.to_thread(upgrade, url)
+    async with fresh_database(request.param, tmp_path_factory.mktemp("db")) as url:
         yield url
-        return
-    name, url = await _create_pg_database()
-    try:
-        await asyncio.to_thread(upgrade, url)
-        yield url
-    finally:
-        await _drop_pg_database(name)
 
 
 @pytest.fixture
@@ -220,3 +210,20 @@ def no_blocking_calls_in_the_event_loop() -> Iterator[None]:
         for function in detector.functions.values():
             function.can_block_in("asyncpg/connect_utils.py", "_parse_connect_dsn_and_args")
         yield
+
+
+@asynccontextmanager
+async def fresh_database(backend: str, folder: Path) -> AsyncIterator[str]:
+    """A new, migrated database of its own (not the session's shared one), dropped afterwards:
+    for tests that start a whole server process, seed the demo account or count rows."""
+    if backend == "sqlite":
+        url = f"sqlite+aiosqlite:///{folder / 'switchboard.db'}"
+        await asyncio.to_thread(upgrade, url)
+        yield url
+        return
+    name, url = await _create_pg_database()
+    try:
+        await asyncio.to_thread(upgrade, url)
+        yield url
+    finally:
+        await _drop_pg_database(name)

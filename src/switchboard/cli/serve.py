@@ -1,34 +1,65 @@
+"""``switchboard serve``: migrate (SQLite), start the server, and seed the demo account in the
+background of the started server, saying what it does.
+
+Secrets: the admin key is printed only when this command creates it (afterwards: where it is
+kept); an account key is printed once, when the demo account is created, and never inside the
+ready-to-paste examples (they read it from ``$DEMO_KEY``)."""
+
 from __future__ import annotations
 
+import asyncio
+import functools
 import os
 import secrets
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import typer
 import uvicorn
+from fastapi import FastAPI
 from pydantic import SecretStr
 
 from switchboard.app import create_app
-from switchboard.cli.common import console, fail, run_with_container
-from switchboard.db.engine import ensure_sqlite_directory, sqlite_path
+from switchboard.bootstrap import Container
+from switchboard.cli.common import console, fail
+from switchboard.db.engine import ensure_private_directory, ensure_sqlite_directory, sqlite_path
 from switchboard.db.migrate import current_revision, head_revision, upgrade
-from switchboard.seed import DEMO_ACCOUNT, DEMO_AGENT, DIRECTORY_AGENT, Seeded, seed_demo
+from switchboard.seed import (
+    DEMO_ACCOUNT,
+    DEMO_AGENT,
+    DIRECTORY_AGENT,
+    Report,
+    Seeded,
+    seed_in_background,
+)
 from switchboard.settings import Settings
 
+DEMO_KEY_VARIABLE = "DEMO_KEY"
 
-def admin_key_for(settings: Settings, key_file: Path) -> tuple[str, bool]:
-    """The admin key: SWITCHBOARD_ADMIN_KEY, else one kept in ``key_file`` (made on first use).
-    Returns the key and whether it came from the file."""
+
+@dataclass(frozen=True, slots=True)
+class AdminKey:
+    key: str
+    source: Literal["environment", "file"]
+    created: bool  # made by this call (and so shown once)
+
+
+def admin_key_for(settings: Settings, key_file: Path) -> AdminKey:
+    """The admin key: SWITCHBOARD_ADMIN_KEY, else one kept in ``key_file`` (made on first use,
+    owner-only, in an owner-only folder when the folder is new)."""
     if settings.admin_key is not None:
-        return settings.admin_key.get_secret_value(), False
+        return AdminKey(settings.admin_key.get_secret_value(), "environment", created=False)
     if key_file.exists():
-        return key_file.read_text(encoding="utf-8").strip(), True
-    key_file.parent.mkdir(parents=True, exist_ok=True)
+        return AdminKey(key_file.read_text(encoding="utf-8").strip(), "file", created=False)
+    ensure_private_directory(key_file.parent)
     key = "sb_admin_" + secrets.token_urlsafe(32)
     descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
         handle.write(key + "\n")
-    return key, True
+    return AdminKey(key, "file", created=True)
 
 
 def serve(
@@ -40,40 +71,83 @@ def serve(
         help="Where the admin key is kept when SWITCHBOARD_ADMIN_KEY is not set.",
     ),
 ) -> None:
-    """Start the HTTP server. An SQLite database is created and migrated automatically."""
+    """Start the HTTP server. An SQLite database is created (owner-only) and migrated
+    automatically; the demo account is seeded in the background on the first start."""
     settings = Settings()
     if settings.is_sqlite:
         ensure_sqlite_directory(settings.database_url)
         upgrade(settings.database_url)
     elif current_revision(settings.database_url) != head_revision():
         fail("the PostgreSQL schema is not up to date: run 'switchboard db upgrade' first")
-    key, from_file = admin_key_for(settings, key_file)
-    settings = settings.model_copy(update={"admin_key": SecretStr(key)})
+    admin = admin_key_for(settings, key_file)
+    settings = settings.model_copy(update={"admin_key": SecretStr(admin.key)})
     bind_host, bind_port = host or settings.host, port or settings.port
     where = sqlite_path(settings.database_url) or "PostgreSQL"
-    seeded = run_with_container(seed_demo) if seed else Seeded(created=False)
-    console.print(f"Switchboard on http://{bind_host}:{bind_port}  (database: {where})")
-    if from_file:
-        console.print(f"admin key ({key_file}): {key}", highlight=False)
+    app = create_app(settings)
     if seed:
-        _print_demo(f"http://{bind_host}:{bind_port}", seeded, from_file=from_file)
-    uvicorn.run(create_app(settings), host=bind_host, port=bind_port, log_level="info")
+        _seed_after_startup(app, f"http://{bind_host}:{bind_port}")
+    console.print(f"Switchboard on http://{bind_host}:{bind_port}  (database: {where})")
+    _print_admin_key(admin, key_file)
+    uvicorn.run(app, host=bind_host, port=bind_port, log_level="info")
 
 
-def _print_demo(base: str, seeded: Seeded, *, from_file: bool) -> None:
+def _print_admin_key(admin: AdminKey, key_file: Path) -> None:
+    if admin.created:
+        console.print(
+            f"created the admin key (shown once; kept in {key_file}): {admin.key}", highlight=False
+        )
+    elif admin.source == "file":
+        console.print(f"admin key: in {key_file}", highlight=False)
+    else:
+        console.print("admin key: from SWITCHBOARD_ADMIN_KEY", highlight=False)
+
+
+def _report(message: str) -> None:
+    console.print(message, highlight=False, markup=False)
+
+
+def _seed_after_startup(
+    app: FastAPI,
+    base: str,
+    *,
+    report: Report = _report,
+    on_done: Callable[[Seeded], None] | None = None,
+) -> None:
+    """Wrap the app's lifespan: once the server is up (and answering /healthz), seed in a
+    background task, then print the demo commands. Shutdown cancels an unfinished seeding."""
+    inner = app.router.lifespan_context
+    finish = on_done or functools.partial(_print_demo, base)
+
+    @asynccontextmanager
+    async def lifespan(application: FastAPI) -> AsyncIterator[None]:
+        async with inner(application):
+            container: Container = application.state.container
+            task = asyncio.create_task(
+                seed_in_background(application.state, container, report=report, on_done=finish),
+                name="seed-demo",
+            )
+            try:
+                yield
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+    app.router.lifespan_context = lifespan
+
+
+def _print_demo(base: str, seeded: Seeded) -> None:
     if seeded.created:
         console.print(
-            f"created account '{DEMO_ACCOUNT}' with agent '{DEMO_AGENT}' (model: demo) "
-            f"and its API key (shown once): {seeded.key}",
+            f"created the account '{DEMO_ACCOUNT}' with the agent '{DEMO_AGENT}' (model: demo) "
+            f"and its API key (shown once, not again): {seeded.key}",
             highlight=False,
         )
-        auth = f"Authorization: Bearer {seeded.key}"
-    else:
-        auth = (
-            "Authorization: Bearer $(cat var/admin.key)"
-            if from_file
-            else "Authorization: Bearer $SWITCHBOARD_ADMIN_KEY"
-        )
+    console.print(
+        f"ready. Set your demo key once (a new one: switchboard keys create {DEMO_ACCOUNT}):",
+        highlight=False,
+    )
+    _print_command(f"  export {DEMO_KEY_VARIABLE}='<your demo key>'")
+    auth = f"Authorization: Bearer ${DEMO_KEY_VARIABLE}"
     console.print("try a chat:", highlight=False)
     _print_command(_chat_curl(base, DEMO_AGENT, auth, "What is 12*7? Remember it as lucky."))
     console.print("ask the hospital directory (parallel searches):", highlight=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +27,29 @@ def sqlite_path(database_url: str) -> Path | None:
     return Path(database)
 
 
+def ensure_private_directory(path: Path) -> None:
+    """Create ``path`` (and missing parents) readable by its owner only (0700). An existing
+    folder keeps the mode its owner gave it."""
+    if path.is_dir():
+        return
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)  # mkdir's mode is filtered by the umask; this one is exact
+
+
 def ensure_sqlite_directory(database_url: str) -> None:
-    """Create the folder of an SQLite file. Call it before the event loop starts."""
+    """Create the folder of an SQLite file (0700) and the file itself (0600), so that every
+    tenant's conversations are never readable by other users of the machine. SQLite creates the
+    ``-wal`` and ``-shm`` files with the mode of the database file. Call it off the event loop."""
     path = sqlite_path(database_url)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    if path is None:
+        return
+    ensure_private_directory(path.parent)
+    try:
+        # An empty file is a valid empty database; O_EXCL never touches an existing one.
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        return
+    path.chmod(0o600)  # exact, whatever the umask
 
 
 def create_engine(settings: Settings) -> AsyncEngine:

@@ -194,5 +194,12 @@ class RedisLimiter(LimiterBase):
                     raise busy(spec.key, time.monotonic() - started)
                 await asyncio.sleep(wait_ms / 1000)
 
+    async def ping(self) -> None:
+        """Raise :class:`LimiterUnavailable` unless Redis answers (for ``/readyz``)."""
+        try:
+            await self._redis.ping()
+        except (RedisError, OSError) as exc:
+            raise unavailable(exc) from exc
+
     async def aclose(self) -> None:
         await self._redis.aclose()
