@@ -138,13 +138,15 @@ async def ledger_latencies(http: httpx.AsyncClient, slug: str) -> dict[str, floa
             return found
 
 
-async def run_backend(name: str, database_url: str, fake: FakeProviderProcess) -> list[str]:
+async def run_backend(
+    name: str, database_url: str, fake: FakeProviderProcess, levels: dict[int, int]
+) -> list[str]:
     server = ServerProcess(database_url, admin_key=ADMIN_KEY, seed=False)
     base = server.url
     rows = []
     try:
         await server.ready()
-        for concurrency, total in LEVELS.items():
+        for concurrency, total in levels.items():
             slug = f"bench-{uuid.uuid4().hex[:8]}"
             async with httpx.AsyncClient(base_url=base, headers=HEADERS) as http:
                 await http.post("/v1/accounts", json={"slug": slug, "name": slug})
@@ -170,7 +172,13 @@ async def run_backend(name: str, database_url: str, fake: FakeProviderProcess) -
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--postgres", help="admin URL; also benchmark on a fresh PG database")
+    parser.add_argument(
+        "--levels",
+        default=",".join(f"{c}:{n}" for c, n in LEVELS.items()),
+        help="concurrency:chats pairs, e.g. 1:200,50:1000 (default: %(default)s)",
+    )
     args = parser.parse_args()
+    levels = {int(c): int(n) for c, n in (pair.split(":") for pair in args.levels.split(","))}
     header = [
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}; {time.strftime('%Y-%m-%d')}",
@@ -183,7 +191,7 @@ async def main() -> None:
     fake = FakeProviderProcess()
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            await run_backend("SQLite", f"sqlite+aiosqlite:///{tmp}/bench.db", fake)
+            await run_backend("SQLite", f"sqlite+aiosqlite:///{tmp}/bench.db", fake, levels)
         if args.postgres:
             name = f"switchboard_bench_{uuid.uuid4().hex[:8]}"
             admin = make_url(args.postgres).set(drivername="postgresql")
@@ -200,7 +208,7 @@ async def main() -> None:
                     check=True,
                     stdout=subprocess.DEVNULL,
                 )
-                await run_backend("PostgreSQL", url, fake)
+                await run_backend("PostgreSQL", url, fake, levels)
             finally:
                 conn = await asyncpg.connect(admin.render_as_string(hide_password=False))
                 await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -35,6 +35,37 @@ def test_every_command_has_help() -> None:
         assert "Usage" in result.output
 
 
+def test_dry_run_says_exactly_what_apply_would(env_database: str, tmp_path: Path) -> None:
+    """--dry-run runs every check apply runs (tools that load from allowed modules, models
+    that resolve) and writes nothing; a valid tree dry-run leaves no account behind."""
+    slug = unique("dry")
+    cases = {
+        "unknown tool": ("tools: [nope]\n", "unknown tool 'nope'"),
+        "module not allowed": (
+            "tools: [g]\ncustom_tools: {g: 'os:getenv'}\n",
+            "not in the operator's tool_modules allow-list",
+        ),
+        "a builtin": (
+            "tools: [s]\ntool_modules: [os]\ncustom_tools: {s: 'os:system'}\n",
+            "not a plain Python function",
+        ),
+        "unknown provider": ("model: nope:m\n", "unknown provider 'nope'"),
+    }
+    for name, (agent_yaml, expected) in cases.items():
+        root = write(tmp_path / name.replace(" ", "-"), {f"{slug}/bot/config.yaml": agent_yaml})
+        dry = runner.invoke(app, ["apply", str(root), "--dry-run"])
+        real = runner.invoke(app, ["apply", str(root)])
+        assert (dry.exit_code, real.exit_code) == (1, 1), (name, dry.output, real.output)
+        assert expected in dry.output, (name, dry.output)
+        assert expected in real.output, (name, real.output)
+    valid = write(tmp_path / "valid", {f"{slug}/bot/config.yaml": "model: demo\n"})
+    dry = runner.invoke(app, ["apply", str(valid), "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    explained = runner.invoke(app, ["config", "explain", f"{slug}/bot"])
+    assert explained.exit_code == 1  # rolled back: the account does not exist
+    assert "ACCOUNT_NOT_FOUND" in explained.output
+
+
 def test_apply_explain_and_import(env_database: str, tmp_path: Path) -> None:
     slug = unique("cli")
     files = {

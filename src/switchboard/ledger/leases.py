@@ -72,17 +72,7 @@ class OwnerLease:
         if not self._registered:
             async with self._lock:
                 if not self._registered:
-                    now = utcnow()
-
-                    expires_at = now + timedelta(seconds=self.ttl_s)
-
-                    async def op(u: UnitOfWork) -> None:
-                        repo = LeaseRepository(u)
-                        if not await repo.renew(self.owner_id, now=now, expires_at=expires_at):
-                            await repo.register(self.owner_id, now=now, ttl_s=self.ttl_s)
-
-                    await self._uow.run(op)
-                    self._expires_at = expires_at
+                    await self._write(utcnow())
                     self._registered = True
                     self._task = asyncio.create_task(self._heartbeat(), name="ledger-lease")
         return self.owner_id
@@ -90,13 +80,6 @@ class OwnerLease:
     async def renew(self) -> None:
         """Push the expiry one TTL ahead (re-registering if the row is gone)."""
         now = utcnow()
-        expires_at = now + timedelta(seconds=self.ttl_s)
-
-        async def op(u: UnitOfWork) -> None:
-            repo = LeaseRepository(u)
-            if not await repo.renew(self.owner_id, now=now, expires_at=expires_at):
-                await repo.register(self.owner_id, now=now, ttl_s=self.ttl_s)
-
         if self._expires_at is not None and self._expires_at < now:
             log.warning(
                 "lease %s had expired (%s): its pending calls may have been swept; their "
@@ -104,6 +87,17 @@ class OwnerLease:
                 self.owner_id,
                 self._expires_at.isoformat(),
             )
+        await self._write(now)
+
+    async def _write(self, now: datetime) -> None:
+        """Renew the lease row to ``now`` + TTL, or register it if it is missing."""
+        expires_at = now + timedelta(seconds=self.ttl_s)
+
+        async def op(u: UnitOfWork) -> None:
+            repo = LeaseRepository(u)
+            if not await repo.renew(self.owner_id, now=now, expires_at=expires_at):
+                await repo.register(self.owner_id, now=now, ttl_s=self.ttl_s)
+
         await self._uow.run(op)
         self._expires_at = expires_at
 
