@@ -11,6 +11,7 @@ A new route or config key is covered here without editing this file.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -417,3 +418,52 @@ async def test_metrics_need_the_admin_key_or_the_metrics_token(database_url: str
     assert scraper_elsewhere.status_code == 401  # the token opens /metrics only
     assert admin.status_code == 200
     assert docs.status_code == spec.status_code == 200  # the API description is public
+
+
+async def test_a_tenant_patch_racing_an_operator_write_cannot_strip_it(
+    settings: Settings, backend: str
+) -> None:
+    """The admin adds an operator key while a tenant PATCHes the same agent's config: the
+    tenant's check must compare against what its update replaces (a locked row), so it gets
+    403 instead of silently overwriting the operator's write."""
+    if backend != "postgres":
+        pytest.skip("row locks: PostgreSQL (SQLite serialises every write transaction anyway)")
+    from sqlalchemy import text
+
+    from switchboard.registry.repository import AgentRepository
+
+    async with serving(settings) as (app, client):
+        slug, headers = await new_account(client)
+        base = f"/v1/accounts/{slug}/agents"
+        assert (await client.post(base, headers=ADMIN, json={"slug": "a"})).status_code == 201
+        container = app.state.container
+        found = await container.tenancy.get_account(slug)
+
+        async def waiting_on_a_lock(u: UnitOfWork) -> int:
+            statement = text(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            )
+            return int((await u.session.execute(statement)).scalar_one())
+
+        async with container.uow(scope=AccountScope(found.id, found.slug)) as u:
+            repo = AgentRepository(u)
+            assert await repo.get("a", with_tags=False, for_update=True) is not None
+            tenant = asyncio.create_task(
+                client.patch(
+                    f"{base}/a", headers=headers, json={"config": {"memory": {"max_messages": 5}}}
+                )
+            )
+            for _ in range(500):  # until the tenant's update waits on the operator's lock
+                if await container.uow.run(waiting_on_a_lock, write=False):
+                    break
+                await asyncio.sleep(0.01)
+            else:
+                raise AssertionError("the tenant's PATCH never waited on the row lock")
+            await repo.update("a", {"config": {"models": {"allowed": ["demo"]}}})
+            await u.commit()
+        response = await tenant
+        stored = (await client.get(f"{base}/a", headers=ADMIN)).json()
+    assert response.status_code == 403, response.text
+    assert response.json()["error"]["details"]["keys"] == ["models"]
+    assert stored["config"] == {"models": {"allowed": ["demo"]}}

@@ -57,7 +57,10 @@ class BodySizeLimit:
         limit, streamed = self.limit_for(scope["method"], path)
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
-        if length is not None:
+        # With a Transfer-Encoding the server reads the body by its chunks, whatever the
+        # Content-Length says (h11 does): only a body without one can be judged by its length.
+        encoded = b"transfer-encoding" in headers
+        if length is not None and not encoded:
             try:
                 too_large = int(length) > limit
             except ValueError:
@@ -67,7 +70,7 @@ class BodySizeLimit:
                 return
             await self.app(scope, receive, send)
             return
-        if streamed or headers.get(b"transfer-encoding", b"").lower() != b"chunked":
+        if streamed or not encoded:
             await self.app(scope, receive, send)
             return
         chunks: list[Message] = []

@@ -101,13 +101,17 @@ class OwnerLease:
         await self._uow.run(op)
         self._expires_at = expires_at
 
+    @property
+    def registered(self) -> bool:
+        return self._registered
+
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(self._heartbeat_s)
             try:
                 await self.renew()
-            except SwitchboardError as exc:
-                log.warning("lease heartbeat failed: %s", exc)
+            except Exception as exc:  # any failure: the heartbeat must outlive it
+                log.warning("lease heartbeat failed: %s: %s", type(exc).__name__, exc)
 
     async def release(self) -> None:
         """At shutdown, after in-flight settlements: expire the lease now, so anything left

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from weakref import WeakKeyDictionary
 
 from prometheus_client import CollectorRegistry, Counter
@@ -35,6 +35,7 @@ from switchboard.registry.config_schema import PriceConfig
 from switchboard.traffic.budgets import BudgetGate, BudgetService, Reservation
 
 log = logging.getLogger("switchboard.ledger")
+T = TypeVar("T")
 FinalStatus = Literal["complete", "error", "cancelled"]
 UsageSource = Literal["reported", "partial", "estimated"]
 SWEEP_BATCH = 500
@@ -166,7 +167,15 @@ class LedgerService:
             return reservation
 
         async def attempt() -> Reservation | None:
-            return await self._uow.run(op, scope=ctx.scope)
+            # Shielded and tracked: a caller cancelled while the row commits (a client gone)
+            # must not leave a committed pending row and its budget hold behind, unsettled
+            # under a live owner; once committed, such a row is settled as cancelled at once.
+            task = self._track(self._uow.run(op, scope=ctx.scope))
+            try:
+                return await asyncio.shield(task)
+            except asyncio.CancelledError:
+                task.add_done_callback(lambda done: self._settle_orphan(ctx, row_id, done))
+                raise
 
         reservation = await self.gate.reserve(
             (ctx.scope.id, ctx.agent_slug or ""), attempt, timeout_s=budget_wait_s
@@ -248,17 +257,42 @@ class LedgerService:
             log.error("ledger row %s was already final when settled as %s", row_id, status)
         return cost
 
-    async def _shielded(self, work: Coroutine[Any, Any, str], then: Callable[[], None]) -> str:
+    def _track(self, work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        """A task that finishes even if its caller is cancelled; shutdown drains it."""
         task = asyncio.ensure_future(work)
         self._finishing.add(task)
         task.add_done_callback(self._finishing.discard)
+        return task
+
+    def _settle_orphan(
+        self, ctx: CallContext, row_id: uuid.UUID, opened: asyncio.Task[Reservation | None]
+    ) -> None:
+        """The pending row ``opened`` committed for a caller that was cancelled meanwhile: no
+        request left for it, so settle it cancelled, with nothing used, releasing its hold."""
+        if opened.cancelled() or opened.exception() is not None:
+            return  # nothing was committed
+        self._track(
+            self.finish(
+                ctx,
+                row_id,
+                status="cancelled",
+                usage=TokenUsage(),
+                latency_ms=0,
+                reservation=opened.result(),
+            )
+        )
+
+    async def _shielded(self, work: Coroutine[Any, Any, str], then: Callable[[], None]) -> str:
+        task = self._track(work)
         task.add_done_callback(lambda _: then())  # wakes budget waiters, even if we are cancelled
         return await asyncio.shield(task)
 
     async def drain(self) -> None:
-        """Wait for settlements still in flight (at shutdown)."""
-        if self._finishing:
+        """Wait for settlements still in flight (at shutdown), including those that finishing
+        work starts (an orphaned row's settlement)."""
+        while self._finishing:
             await asyncio.gather(*list(self._finishing), return_exceptions=True)
+            await asyncio.sleep(0)  # let done-callbacks start what they start
 
     async def sweep(self, *, now: datetime | None = None) -> int:
         """Pending rows of owners whose lease expired become ``interrupted`` (a crash, a kill),

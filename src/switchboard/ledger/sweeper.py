@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from switchboard.errors import SwitchboardError
 from switchboard.ledger.service import LedgerService
 
 log = logging.getLogger("switchboard.ledger")
@@ -21,21 +20,27 @@ class Sweeper:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        swept = await self._ledger.sweep()
-        if swept:
-            log.warning("marked %d ledger rows of dead processes interrupted", swept)
+        await self._sweep()
         self._task = asyncio.create_task(self._loop(), name="ledger-sweeper")
 
     async def _loop(self) -> None:
         while True:
             await asyncio.sleep(self._interval_s)
             try:
-                swept = await self._ledger.sweep()
-            except SwitchboardError as exc:
-                log.warning("ledger sweep failed: %s", exc)
-                continue
-            if swept:
-                log.warning("marked %d ledger rows of dead processes interrupted", swept)
+                await self._sweep()
+            except Exception as exc:  # any failure: the sweeper must outlive it
+                log.warning("ledger sweep failed: %s: %s", type(exc).__name__, exc)
+
+    async def _sweep(self) -> None:
+        lease = self._ledger.lease
+        if lease.registered:
+            # After a stall longer than the lease (a blocked loop, a long lock wait) this
+            # process's own lease looks expired: renew it first, so the sweep never takes
+            # this process's live calls for a dead one's.
+            await lease.renew()
+        swept = await self._ledger.sweep()
+        if swept:
+            log.warning("marked %d ledger rows of dead processes interrupted", swept)
 
     async def stop(self) -> None:
         if self._task is not None:

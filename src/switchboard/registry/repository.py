@@ -46,8 +46,12 @@ class AgentRepository:
         await self.replace_tags(agent_id, tags)
         return await self.get(str(values["slug"]))
 
-    async def get(self, slug: str, *, with_tags: bool = True) -> Agent | None:
-        """The agent; ``with_tags=False`` skips the tags query (touching them then raises)."""
+    async def get(
+        self, slug: str, *, with_tags: bool = True, for_update: bool = False
+    ) -> Agent | None:
+        """The agent; ``with_tags=False`` skips the tags query (touching them then raises);
+        ``for_update`` locks its row until the transaction ends (PostgreSQL; an SQLite write
+        transaction holds the database's write lock already)."""
         statement = (
             select(Agent)
             .where(Agent.account_id == self._account_id, Agent.slug == slug)
@@ -55,6 +59,8 @@ class AgentRepository:
         )
         if not with_tags:
             statement = statement.options(raiseload(Agent.tag_rows))
+        if for_update:
+            statement = statement.with_for_update()
         result = await self._uow.session.execute(statement)
         return result.scalar_one_or_none()
 

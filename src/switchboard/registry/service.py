@@ -155,7 +155,9 @@ class AgentService:
 
         async def op(u: UnitOfWork) -> Agent:
             repo = AgentRepository(u)
-            before = await repo.get(slug, with_tags=False)
+            # Locked: the operator keys compared below are the ones this update replaces,
+            # not a value a concurrent admin write is changing (check, then act, atomically).
+            before = await repo.get(slug, with_tags=False, for_update=True)
             if before is None:
                 raise agent_not_found(slug)
             old_overrides = dict(before.config)  # copied: the update below refreshes ``before``

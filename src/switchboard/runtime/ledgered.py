@@ -296,6 +296,31 @@ class LedgeredModel(WrapperModel):
         stream._event_iterator = replay(events, None if ended else iterator)
         return ended
 
+    async def _close(
+        self,
+        opened: AbstractAsyncContextManager[StreamedResponse],
+        attempt: _Attempt,
+        stream: StreamedResponse,
+        estimate: Estimate,
+        exc: BaseException | None,
+    ) -> None:
+        """Close a provider stream before its attempt is settled. If closing fails or is
+        cancelled, the attempt is settled here (its slot and reservation released) and the
+        failure raised: no path leaves an attempt unsettled."""
+        try:
+            if exc is None:
+                await opened.__aexit__(None, None, None)
+            else:
+                await opened.__aexit__(type(exc), exc, exc.__traceback__)
+        except BaseException as failure:
+            usage = self._stream_usage(stream, estimate, final=False)
+            if not isinstance(failure, Exception):
+                await self._settle(attempt, "cancelled", usage)
+                raise
+            error = classify_provider_error(failure, self._ctx.model)
+            await self._settle(attempt, "error", usage, error=error)
+            raise error from failure
+
     @asynccontextmanager
     async def request_stream(
         self,
@@ -335,7 +360,7 @@ class LedgeredModel(WrapperModel):
             try:
                 ended = await self._read_ahead(stream)
             except BaseException as exc:
-                await opened.__aexit__(type(exc), exc, exc.__traceback__)
+                await self._close(opened, attempt, stream, estimate, exc)
                 usage = self._stream_usage(stream, estimate, final=False)
                 if not isinstance(exc, Exception):
                     await self._settle(attempt, "cancelled", usage)
@@ -349,7 +374,7 @@ class LedgeredModel(WrapperModel):
                     raise final from exc
                 continue
             if ended and cut(stream):
-                await opened.__aexit__(None, None, None)
+                await self._close(opened, attempt, stream, estimate, None)
                 usage = self._stream_usage(stream, estimate, final=False)
                 await self._failed_attempt(
                     attempt, self._stream_cut(), usage, number=number, started=started
