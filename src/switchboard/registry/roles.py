@@ -62,18 +62,16 @@ def operator_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str
     ]
 
 
-def check_tenant_write(
+def check_ceilings(
     *,
     old: Mapping[str, Any],
     new: Mapping[str, Any],
     config: EffectiveConfig,
 ) -> None:
-    """Raise 403 ``OPERATOR_SETTING`` if a tenant's new overrides touch an operator key, or set
-    a timeout above the operator's ceiling. ``config`` is the effective config the write
-    produces (its ``ceilings`` can only come from the operator)."""
-    changed = operator_changes(old, new)
-    if changed:
-        raise operator_setting(changed)
+    """Raise 403 ``OPERATOR_SETTING`` if a tenant's write sets a timeout above the operator's
+    ceiling. ``config`` is the effective config the write produces (its ``ceilings`` can only
+    come from the operator). Operator keys themselves are checked first, by
+    :func:`operator_changes`, before the write is validated."""
     above = [
         key
         for key in CEILINGED
@@ -89,10 +87,10 @@ def check_tenant_write(
         )
 
 
-def model_allowed(config: EffectiveConfig, model: str | None = None) -> bool:
-    """Whether ``model`` (default: the config's) is in the operator's ``models.allowed``."""
+def model_allowed(config: EffectiveConfig) -> bool:
+    """Whether the config's model is in the operator's ``models.allowed``."""
     allowed = config.models.allowed
-    return allowed is None or any(fnmatchcase(model or config.model, p) for p in allowed)
+    return allowed is None or any(fnmatchcase(config.model, p) for p in allowed)
 
 
 def model_not_allowed(model: str) -> Forbidden:

@@ -18,7 +18,7 @@ from switchboard.registry.models import Agent, ConfigLayer, layer_key
 from switchboard.registry.repository import AgentFilters, AgentRepository, ConfigLayerRepository
 from switchboard.registry.roles import (
     Actor,
-    check_tenant_write,
+    check_ceilings,
     model_allowed,
     model_not_allowed,
     operator_changes,
@@ -314,7 +314,7 @@ class AgentService:
             )
         if config is not None:
             if actor == "tenant":
-                check_tenant_write(old=old_overrides or {}, new=overrides, config=config)
+                check_ceilings(old=old_overrides or {}, new=overrides, config=config)
                 if not model_allowed(config):
                     raise model_not_allowed(config.model)
             for check in self._checks:
