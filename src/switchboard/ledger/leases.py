@@ -22,6 +22,7 @@ from switchboard.db.base import utcnow
 from switchboard.db.uow import UnitOfWork, UnitOfWorkFactory
 from switchboard.errors import SwitchboardError
 from switchboard.ledger.models import ProcessLease
+from switchboard.periodic import every
 
 log = logging.getLogger("switchboard.ledger")
 
@@ -106,12 +107,7 @@ class OwnerLease:
         return self._registered
 
     async def _heartbeat(self) -> None:
-        while True:
-            await asyncio.sleep(self._heartbeat_s)
-            try:
-                await self.renew()
-            except Exception as exc:  # any failure: the heartbeat must outlive it
-                log.warning("lease heartbeat failed: %s: %s", type(exc).__name__, exc)
+        await every(self._heartbeat_s, self.renew, what="lease heartbeat", log=log)
 
     async def release(self) -> None:
         """At shutdown, after in-flight settlements: expire the lease now, so anything left

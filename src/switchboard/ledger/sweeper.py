@@ -7,6 +7,7 @@ import asyncio
 import logging
 
 from switchboard.ledger.service import LedgerService
+from switchboard.periodic import every
 
 log = logging.getLogger("switchboard.ledger")
 
@@ -24,12 +25,7 @@ class Sweeper:
         self._task = asyncio.create_task(self._loop(), name="ledger-sweeper")
 
     async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval_s)
-            try:
-                await self._sweep()
-            except Exception as exc:  # any failure: the sweeper must outlive it
-                log.warning("ledger sweep failed: %s: %s", type(exc).__name__, exc)
+        await every(self._interval_s, self._sweep, what="ledger sweep", log=log)
 
     async def _sweep(self) -> None:
         lease = self._ledger.lease
