@@ -25,7 +25,6 @@ async def set_directories(
             data={"directories": dict(directories or DEMO_DIRECTORIES)},
             account_id=scope.id,
         )
-        await u.commit()
 
     await container.uow.run(op, scope=scope)
 

@@ -18,7 +18,6 @@ from switchboard.ledger.service import LedgerService
 from switchboard.ledger.sweeper import Sweeper
 from switchboard.memories.service import MemoryService
 from switchboard.metrics import LoopLagMonitor, Metrics
-from switchboard.registry.apply import ConfigApplier
 from switchboard.registry.service import AgentService
 from switchboard.retry import RetryPolicy
 from switchboard.runtime.chat import ChatService
@@ -37,7 +36,6 @@ class Container:
     uow: UnitOfWorkFactory
     tenancy: TenancyService
     agents: AgentService
-    applier: ConfigApplier
     conversations: ConversationService
     ledger: LedgerService
     models: ModelFactory
@@ -101,7 +99,6 @@ async def build_container(settings: Settings, *, metrics: Metrics | None = None)
         uow=uow,
         tenancy=TenancyService(uow, admin_key=admin_key),
         agents=agents,
-        applier=ConfigApplier(uow, agents=agents),
         conversations=conversations,
         ledger=ledger,
         models=models,

@@ -294,6 +294,7 @@ async def test_admin_can_chat_on_any_account(client: httpx.AsyncClient) -> None:
 async def test_bodies_are_stored_only_when_asked(settings: Settings) -> None:
     from sqlalchemy import select
 
+    from switchboard.db.uow import CrossAccount
     from switchboard.ledger.models import LlmRequest
 
     async with serving(settings) as (app, client):
@@ -310,7 +311,8 @@ async def test_bodies_are_stored_only_when_asked(settings: Settings) -> None:
         container = app.state.container
 
         async def bodies(ids: list[str]) -> list[tuple[object, object]]:
-            async with container.uow(write=False) as u:
+            unscoped = CrossAccount("test: ledger rows by id")
+            async with container.uow(scope=unscoped, write=False) as u:
                 rows = await u.session.execute(
                     select(LlmRequest.request_body, LlmRequest.response_body).where(
                         LlmRequest.id.in_([uuid.UUID(i) for i in ids])

@@ -9,9 +9,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from switchboard.registry import cascade
-from switchboard.registry.bounds import MAX_ALIASES, MAX_OVERRIDE_BYTES, MAX_OVERRIDE_NODES
-from switchboard.registry.config_tree import ConfigTreeInvalid, load_tree
+from switchboard.config import cascade
+from switchboard.config.bounds import MAX_ALIASES, MAX_OVERRIDE_BYTES, MAX_OVERRIDE_NODES
+from switchboard.operations.config_tree import ConfigTreeInvalid, load_tree
 from switchboard.settings import Settings
 from tests.conftest import ADMIN, new_account, serving
 

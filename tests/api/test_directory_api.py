@@ -16,7 +16,7 @@ from switchboard.bootstrap import Container
 from switchboard.db.uow import AccountScope
 from switchboard.directory.rows import LIST_SEPARATOR
 from switchboard.directory.synthetic import locations, practitioners
-from switchboard.directory.tools import get_directory_entry, search_directory
+from switchboard.runtime.tools.directory import get_directory_entry, search_directory
 from switchboard.settings import Settings
 from tests.conftest import ADMIN, make_settings, new_account, serving
 from tests.directories import set_directories

@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from switchboard.app import create_app
 from switchboard.bootstrap import Container
 from switchboard.db.base import Base
-from switchboard.db.uow import AccountScope, UnitOfWork
+from switchboard.db.uow import AccountScope, CrossAccount, UnitOfWork
 from switchboard.pagination import encode_cursor
 from switchboard.settings import Settings
 from tests.conftest import ADMIN, make_settings, new_account
@@ -81,7 +81,9 @@ class Env:
                 counts[table] = int(result.scalar_one())
             return counts
 
-        return await self.container.uow.run(op, write=False)
+        return await self.container.uow.run(
+            op, scope=CrossAccount("test: row counts of every table"), write=False
+        )
 
 
 @dataclass

@@ -24,11 +24,11 @@ from fastapi.routing import APIRoute
 from sqlalchemy import func, select
 
 from switchboard.api.deps import require_admin, require_metrics_access
+from switchboard.config.roles import OPERATOR_KEYS, ROLES, TENANT_KEYS
+from switchboard.config.schema import EffectiveConfig
 from switchboard.db.base import Base
-from switchboard.db.uow import AccountScope, UnitOfWork
-from switchboard.registry.config_schema import EffectiveConfig
+from switchboard.db.uow import AccountScope, CrossAccount, UnitOfWork
 from switchboard.registry.repository import ConfigLayerRepository
-from switchboard.registry.roles import OPERATOR_KEYS, ROLES, TENANT_KEYS
 from switchboard.settings import Settings
 from tests.conftest import ADMIN, new_account, serving
 
@@ -119,7 +119,9 @@ async def _table_counts(app: FastAPI) -> dict[str, int]:
             counts[table.name] = int((await u.session.execute(statement)).scalar_one())
         return counts
 
-    result: dict[str, int] = await app.state.container.uow.run(op, write=False)
+    result: dict[str, int] = await app.state.container.uow.run(
+        op, scope=CrossAccount("test: row counts of every table"), write=False
+    )
     return result
 
 
@@ -446,7 +448,10 @@ async def test_a_tenant_patch_racing_an_operator_write_cannot_strip_it(
             )
             return int((await u.session.execute(statement)).scalar_one())
 
-        async with container.uow(scope=AccountScope(found.id, found.slug)) as u:
+        tenant: asyncio.Task[httpx.Response] | None = None
+
+        async def operator_update(u: UnitOfWork) -> None:
+            nonlocal tenant
             repo = AgentRepository(u)
             assert await repo.get("a", with_tags=False, for_update=True) is not None
             tenant = asyncio.create_task(
@@ -461,7 +466,9 @@ async def test_a_tenant_patch_racing_an_operator_write_cannot_strip_it(
             else:
                 raise AssertionError("the tenant's PATCH never waited on the row lock")
             await repo.update("a", {"config": {"models": {"allowed": ["demo"]}}})
-            await u.commit()
+
+        await container.uow.run(operator_update, scope=AccountScope(found.id, found.slug))
+        assert tenant is not None
         response = await tenant
         stored = (await client.get(f"{base}/a", headers=ADMIN)).json()
     assert response.status_code == 403, response.text

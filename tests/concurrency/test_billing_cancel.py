@@ -46,7 +46,7 @@ async def test_a_cancelled_open_never_leaves_a_row_or_a_hold_behind(
 
 
 async def _rows(container: Container, account: AccountScope) -> list[object]:
-    from switchboard.ledger.repository import LedgerFilters
+    from switchboard.ledger.schemas import LedgerFilters
 
     rows, _ = await container.ledger.page(account, LedgerFilters(), cursor=None, limit=200)
     return rows  # type: ignore[return-value]

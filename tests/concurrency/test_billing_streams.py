@@ -160,9 +160,9 @@ async def test_a_settlement_after_the_sweep_restores_the_providers_usage(
         provider="fake",
         model="fake-model",
         prices={
-            "fake-model": __import__(
-                "switchboard.registry.config_schema", fromlist=["x"]
-            ).PriceConfig(**PRICE)
+            "fake-model": __import__("switchboard.config.schema", fromlist=["x"]).PriceConfig(
+                **PRICE
+            )
         },
     )
     row_id, reservation = await container.ledger.open(

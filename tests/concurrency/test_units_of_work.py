@@ -13,8 +13,8 @@ from switchboard.bootstrap import Container
 from switchboard.db.uow import AccountScope, UnitOfWork, UnitOfWorkMisuse
 from switchboard.errors import DatabaseBusy, NotFound
 from switchboard.registry.models import Agent
-from switchboard.registry.repository import AgentFilters, AgentRepository
-from switchboard.registry.schemas import AgentCreate, AgentPatch
+from switchboard.registry.repository import AgentRepository
+from switchboard.registry.schemas import AgentCreate, AgentFilters, AgentPatch
 
 
 async def _count_agents(container: Container, account: AccountScope) -> int:
@@ -33,9 +33,11 @@ async def test_leaving_without_commit_rolls_back(
     async with container.uow(scope=account) as u:
         await AgentRepository(u).insert({"slug": "temp", "display_name": "t"}, tags=["x"])
     assert await _count_agents(container, account) == 0
-    async with container.uow(scope=account) as u:
+
+    async def keep(u: UnitOfWork) -> None:
         await AgentRepository(u).insert({"slug": "kept", "display_name": "k"}, tags=[])
-        await u.commit()
+
+    await container.uow.run(keep, scope=account)  # commits when the operation returns
     assert await _count_agents(container, account) == 1
 
 
@@ -85,7 +87,7 @@ async def test_concurrent_tasks_get_distinct_sessions(
 async def test_read_only_unit_of_work_cannot_commit(container: Container) -> None:
     async with container.uow(write=False) as u:
         with pytest.raises(UnitOfWorkMisuse):
-            await u.commit()
+            await u.session.commit()
 
 
 async def test_transient_errors_retry_the_whole_unit_of_work(

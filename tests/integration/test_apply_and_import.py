@@ -10,13 +10,13 @@ import pytest
 from sqlalchemy import func, select
 
 from switchboard.bootstrap import Container
-from switchboard.db.uow import AccountScope, UnitOfWork
+from switchboard.config import cascade
+from switchboard.db.uow import AccountScope, CrossAccount, UnitOfWork
 from switchboard.errors import InvalidRequest, NotFound
-from switchboard.registry import cascade
-from switchboard.registry.config_tree import ConfigTreeInvalid, load_tree
+from switchboard.operations.apply import ConfigApplier
+from switchboard.operations.config_tree import ConfigTreeInvalid, load_tree
 from switchboard.registry.models import Agent
-from switchboard.registry.repository import AgentFilters
-from switchboard.registry.schemas import AgentCreate
+from switchboard.registry.schemas import AgentCreate, AgentFilters
 from switchboard.registry.service import AgentService
 from switchboard.tenancy.models import Account
 from tests.conftest import unique
@@ -40,13 +40,13 @@ async def scope_of(container: Container, slug: str) -> AccountScope:
 async def test_apply_creates_then_is_idempotent(container: Container, tmp_path: Path) -> None:
     slug = unique("acme")
     tree = await asyncio.to_thread(load_tree, write(tmp_path, tree_files(slug)))
-    first = await container.applier.apply(tree)
+    first = await ConfigApplier(container.uow, agents=container.agents).apply(tree)
     assert first.accounts_created == [slug]
     assert sorted(first.agents_created) == [f"{slug}/sales", f"{slug}/support"]
 
     scope = await scope_of(container, slug)
     before, _ = await container.agents.page(scope, AgentFilters(), cursor=None, limit=10)
-    second = await container.applier.apply(tree)
+    second = await ConfigApplier(container.uow, agents=container.agents).apply(tree)
     assert second.accounts_updated == [slug]
     assert second.agents_created == []
     after, _ = await container.agents.page(scope, AgentFilters(), cursor=None, limit=10)
@@ -66,7 +66,7 @@ async def test_apply_creates_then_is_idempotent(container: Container, tmp_path: 
 
 async def test_db_overrides_win_over_files(container: Container, tmp_path: Path) -> None:
     slug = unique("acme")
-    await container.applier.apply(
+    await ConfigApplier(container.uow, agents=container.agents).apply(
         await asyncio.to_thread(load_tree, write(tmp_path, tree_files(slug)))
     )
     scope = await scope_of(container, slug)
@@ -91,7 +91,9 @@ async def _counts(container: Container) -> tuple[int, int]:
         agents = (await u.session.execute(select(func.count()).select_from(Agent))).scalar()
         return int(accounts or 0), int(agents or 0)
 
-    return await container.uow.run(op, write=False)
+    return await container.uow.run(
+        op, scope=CrossAccount("test: agents of every account"), write=False
+    )
 
 
 async def test_apply_is_all_or_nothing(
@@ -111,7 +113,7 @@ async def test_apply_is_all_or_nothing(
     monkeypatch.setattr(AgentService, "check_config_in", fail_on_last)
     before = await _counts(container)
     with pytest.raises(InvalidRequest):
-        await container.applier.apply(tree)
+        await ConfigApplier(container.uow, agents=container.agents).apply(tree)
     assert await _counts(container) == before
     with pytest.raises(NotFound):
         await container.tenancy.get_account(slug)
@@ -167,7 +169,9 @@ async def test_budgets_from_config_files(container: Container, tmp_path: Path) -
     files = tree_files(slug)
     files[f"{slug}/account.yaml"] += "budget: {limit_usd: '12.50', period: month}\n"
     files[f"{slug}/support/config.yaml"] += "budget: {limit_usd: '1', period: day}\n"
-    await container.applier.apply(await asyncio.to_thread(load_tree, write(tmp_path, files)))
+    await ConfigApplier(container.uow, agents=container.agents).apply(
+        await asyncio.to_thread(load_tree, write(tmp_path, files))
+    )
     scope = await scope_of(container, slug)
     account_budget = await container.budgets.status(scope, agent=None)
     agent_budget = await container.budgets.status(scope, agent="support")

@@ -417,7 +417,12 @@ def test_the_demo_config_declares_the_seeded_directories() -> None:
 
 
 async def test_seed_fills_the_demo_directory_once(container: Container) -> None:
-    from switchboard.seed import DEMO_ACCOUNT, DEMO_PRACTITIONERS, DIRECTORY_AGENT, seed_demo
+    from switchboard.operations.seed import (
+        DEMO_ACCOUNT,
+        DEMO_PRACTITIONERS,
+        DIRECTORY_AGENT,
+        seed_demo,
+    )
 
     await seed_demo(container)  # a server of another test may have seeded it already
     await seed_demo(container)  # a restart: nothing more

@@ -7,8 +7,9 @@ from sqlalchemy import Select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from switchboard.bootstrap import Container
-from switchboard.db.uow import AccountScope, UnitOfWork
-from switchboard.registry.repository import AgentFilters, AgentRepository
+from switchboard.db.uow import AccountScope, CrossAccount, UnitOfWork
+from switchboard.registry.repository import AgentRepository
+from switchboard.registry.schemas import AgentFilters
 
 CASES = {
     "all": AgentFilters(),
@@ -72,7 +73,8 @@ async def test_agent_list_queries_use_indexes(
 
 
 async def test_key_lookup_uses_the_unique_index(container: Container) -> None:
-    async with container.uow(write=False) as u:
+    unscoped = CrossAccount("test: the plan of the authentication lookup")
+    async with container.uow(scope=unscoped, write=False) as u:
         if u.dialect == "postgresql":
             await u.session.execute(text("SET LOCAL enable_seqscan = off"))
             rows = await u.session.execute(

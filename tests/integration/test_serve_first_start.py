@@ -22,7 +22,7 @@ from switchboard.bootstrap import build_container
 from switchboard.cli.serve import _seed_after_startup
 from switchboard.db.uow import AccountScope
 from switchboard.directory.service import DirectoryService
-from switchboard.seed import DEMO_ACCOUNT, DEMO_PRACTITIONERS, WAITING, Seeded, seed_demo
+from switchboard.operations.seed import DEMO_ACCOUNT, DEMO_PRACTITIONERS, WAITING, Seeded, seed_demo
 from tests.conftest import ADMIN, ADMIN_KEY, BACKENDS, fresh_database, make_settings
 from tests.live import free_port
 

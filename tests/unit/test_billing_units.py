@@ -13,7 +13,7 @@ from pydantic_ai import exceptions as pai
 from switchboard.errors import BudgetBusy, ProviderStreamCut
 from switchboard.ledger.estimate import estimate_tokens, worst_case_input
 from switchboard.ledger.reconcile import reconcile
-from switchboard.ledger.repository import TotalsRow
+from switchboard.ledger.schemas import TotalsRow
 from switchboard.runtime.provider_errors import classify_provider_error
 from switchboard.traffic.budgets import BudgetGate, ReservationsInFlight
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from switchboard.registry import cascade
-from switchboard.registry.cascade import Layer
+from switchboard.config import cascade
+from switchboard.config.cascade import Layer
 
 
 def test_later_layers_win_and_each_leaf_remembers_its_source() -> None:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from switchboard.registry.config_tree import ConfigTreeInvalid, load_tree
+from switchboard.operations.config_tree import ConfigTreeInvalid, load_tree
 
 
 def write(root: Path, files: dict[str, str]) -> Path:

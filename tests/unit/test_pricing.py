@@ -5,8 +5,8 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from switchboard.ledger.pricing import nano_to_usd_str, price_of, usd_to_nano
-from switchboard.registry.config_schema import PriceConfig
+from switchboard.config.schema import PriceConfig
+from switchboard.money import nano_to_usd_str, price_of, usd_to_nano
 
 PRICE = PriceConfig(
     input_per_mtok=Decimal("0.15"),

@@ -9,9 +9,9 @@ from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from switchboard.bootstrap import Container
+from switchboard.config.roles import Actor
 from switchboard.db.uow import AccountScope
 from switchboard.errors import Forbidden
-from switchboard.registry.roles import Actor
 from switchboard.schemas import SafeStr
 from switchboard.tenancy.service import Principal
 

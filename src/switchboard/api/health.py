@@ -18,7 +18,7 @@ from switchboard.errors import DatabaseUnavailable, LimiterUnavailable, Transien
 router = APIRouter(tags=["health"])
 log = logging.getLogger("switchboard.api")
 READY_TIMEOUT_S = 5.0
-# app.state attribute a first-start task sets while it works (see switchboard.seed).
+# app.state attribute a first-start task sets while it works (see switchboard.operations.seed).
 STARTING_STATE = "starting"
 
 

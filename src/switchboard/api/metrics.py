@@ -7,13 +7,10 @@ import time
 
 from fastapi import APIRouter, Depends, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import func, select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from switchboard.api.deps import ContainerDep, require_metrics_access
-from switchboard.db.uow import UnitOfWork
 from switchboard.errors import SwitchboardError
-from switchboard.ledger.models import LlmRequest
 from switchboard.metrics import Metrics
 
 router = APIRouter(tags=["health"])
@@ -34,15 +31,9 @@ async def metrics(container: ContainerDep) -> Response:
     m.pool_checked_out.set(getattr(pool, "checkedout", lambda: 0)())
     m.pool_overflow.set(max(getattr(pool, "overflow", lambda: 0)(), 0))
 
-    async def pending(u: UnitOfWork) -> int:
-        statement = (
-            select(func.count()).select_from(LlmRequest).where(LlmRequest.status == "pending")
-        )
-        return int((await u.session.execute(statement)).scalar_one())
-
     # If the database is busy, keep the last value rather than fail the scrape.
     with contextlib.suppress(SwitchboardError):
-        m.ledger_pending.set(await container.uow.run(pending, write=False))
+        m.ledger_pending.set(await container.ledger.pending_count())
     return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -8,8 +8,9 @@ from rich.table import Table
 
 from switchboard.bootstrap import Container
 from switchboard.cli.common import account_scope, console, fail, run_with_container
-from switchboard.registry import cascade
-from switchboard.registry.config_tree import ConfigTreeInvalid, load_tree
+from switchboard.config import cascade
+from switchboard.operations.apply import ConfigApplier
+from switchboard.operations.config_tree import ConfigTreeInvalid, load_tree
 from switchboard.runtime.models import check_model
 from switchboard.runtime.tools.registry import check_tools
 
@@ -36,7 +37,7 @@ def apply(
         fail(f"{path}: nothing applied", problems=[str(p) for p in exc.problems])
 
     async def op(c: Container) -> None:
-        report = await c.applier.apply(tree, dry_run=dry_run)
+        report = await ConfigApplier(c.uow, agents=c.agents).apply(tree, dry_run=dry_run)
         verb = f"{path} is valid; apply would change" if dry_run else f"applied {path}:"
         console.print(
             f"{verb} accounts {len(report.accounts_created)} created, "

@@ -8,8 +8,8 @@ from rich.table import Table
 
 from switchboard.bootstrap import Container
 from switchboard.cli.common import account_scope, console, fail, run_with_container
-from switchboard.ledger.pricing import nano_to_usd_str
 from switchboard.ledger.reconcile import Reconciliation, reconcile
+from switchboard.money import nano_to_usd_str
 
 app = typer.Typer(help="The cost ledger: reconciliation.", no_args_is_help=True)
 

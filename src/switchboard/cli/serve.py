@@ -27,7 +27,7 @@ from switchboard.bootstrap import Container
 from switchboard.cli.common import console, fail
 from switchboard.db.engine import ensure_private_directory, ensure_sqlite_directory, sqlite_path
 from switchboard.db.migrate import current_revision, head_revision, upgrade
-from switchboard.seed import (
+from switchboard.operations.seed import (
     DEMO_ACCOUNT,
     DEMO_AGENT,
     DIRECTORY_AGENT,

@@ -11,8 +11,7 @@ from rich.table import Table
 
 from switchboard.bootstrap import Container
 from switchboard.cli.common import account_scope, console, fail, run_with_container
-from switchboard.ledger.repository import LedgerFilters
-from switchboard.ledger.schemas import UsageOut, UsageReport
+from switchboard.ledger.schemas import LedgerFilters, UsageOut, UsageReport
 
 
 class GroupBy(StrEnum):

@@ -4,23 +4,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Select, and_, or_, select, update
 
 from switchboard.conversations.models import Conversation, Message
+from switchboard.conversations.schemas import NewMessage
 from switchboard.db.base import utcnow
 from switchboard.db.uow import UnitOfWork
 from switchboard.db.upsert import dialect_insert
-
-
-@dataclass(frozen=True, slots=True)
-class NewMessage:
-    role: str
-    content: str
-    data: Any
 
 
 class ConversationRepository:

@@ -1,10 +1,30 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A message to append to a conversation (``data``: the Pydantic AI message, for replay)."""
+
+    role: str
+    content: str
+    data: Any
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """A message of a conversation's history, as the turn replays it."""
+
+    seq: int
+    role: str
+    content: str
+    data: Any
 
 
 class ConversationOut(BaseModel):

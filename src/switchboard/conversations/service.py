@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from switchboard.conversations.models import Conversation, Message
-from switchboard.conversations.repository import ConversationRepository, NewMessage
+from switchboard.conversations.repository import ConversationRepository
+from switchboard.conversations.schemas import NewMessage, StoredMessage
 from switchboard.db.uow import AccountScope, UnitOfWork, UnitOfWorkFactory
 from switchboard.errors import Conflict, NotFound
 from switchboard.pagination import (
@@ -24,10 +25,15 @@ SUMMARY_SOURCE_LIMIT = 200
 
 @dataclass(frozen=True, slots=True)
 class TurnStart:
-    conversation: Conversation
+    conversation_id: uuid.UUID
+    summary: str | None
     user_seq: int
-    history: list[Message]
-    to_summarize: list[Message]  # older messages not yet folded into the summary
+    history: list[StoredMessage]
+    to_summarize: list[StoredMessage]  # older messages not yet folded into the summary
+
+
+def _stored(messages: Sequence[Message]) -> list[StoredMessage]:
+    return [StoredMessage(m.seq, m.role, m.content, m.data) for m in messages]
 
 
 def conversation_not_found(conversation_id: object) -> NotFound:
@@ -60,7 +66,7 @@ class ConversationService:
                     agent_id=agent_id, agent_slug=agent_slug, user=user, first_seq_used=1
                 )
                 await repo.add_messages(conversation.id, 1, [message], run_id=None)
-                return TurnStart(conversation, 1, [], [])
+                return TurnStart(conversation.id, conversation.summary, 1, [], [])
             conversation = await self._resolve(
                 repo, agent_id=agent_id, agent_slug=agent_slug, ref=ref, user=user
             )
@@ -77,7 +83,9 @@ class ConversationService:
                         conversation.id, after=conversation.summary_upto_seq, before=window_start
                     )
                 )[-SUMMARY_SOURCE_LIMIT:]
-            return TurnStart(conversation, seq, history, to_summarize)
+            return TurnStart(
+                conversation.id, conversation.summary, seq, _stored(history), _stored(to_summarize)
+            )
 
         return await self._uow.run(op, scope=scope)
 

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from switchboard.directory.config import DirectoryConfig
+from switchboard.config.directories import DirectoryConfig
 from switchboard.directory.rows import EntryRow, FileFormat, InvalidEntry, validate_rows
 from switchboard.errors import InvalidRequest
 

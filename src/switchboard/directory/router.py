@@ -7,7 +7,7 @@ from fastapi import APIRouter, Path, Query, Request, Response, status
 
 from switchboard.api.deps import ContainerDep, ScopeDep
 from switchboard.api.limits import read_body
-from switchboard.directory.config import DirectoryConfig
+from switchboard.config.directories import DirectoryConfig
 from switchboard.directory.files import decode_lines, detect_format, parse_entries
 from switchboard.directory.rows import EntryRow, FileFormat
 from switchboard.directory.schemas import (

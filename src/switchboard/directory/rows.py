@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from switchboard.directory.config import DirectoryConfig, DirectoryField
+from switchboard.config.directories import DirectoryConfig, DirectoryField
 from switchboard.errors import InvalidRequest
 from switchboard.schemas import unsafe_text_reason
 

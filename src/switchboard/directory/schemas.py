@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from switchboard.directory.config import DirectoryConfig
+from switchboard.config.directories import DirectoryConfig
 from switchboard.directory.models import DirectoryEntry
 from switchboard.directory.service import ImportResult
 from switchboard.schemas import JsonObject, StrictModel

@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
-from switchboard.directory.config import DirectoryConfig
+from switchboard.config.directories import DirectoryConfig
 from switchboard.directory.repository import Filter
 from switchboard.directory.rows import normalize_key
 from switchboard.errors import InvalidRequest

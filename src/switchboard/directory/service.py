@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from switchboard.config.directories import DirectoryConfig
 from switchboard.db.base import utcnow
 from switchboard.db.uow import AccountScope, UnitOfWork, UnitOfWorkFactory
-from switchboard.directory.config import DirectoryConfig
 from switchboard.directory.embedding import Embedder, from_blobs, to_blob
 from switchboard.directory.models import DirectoryEntry
 from switchboard.directory.repository import (
@@ -85,7 +85,6 @@ async def _schema_in(u: UnitOfWork, directory: str) -> DirectoryConfig:
 
 async def _analyze(u: UnitOfWork) -> None:
     await analyze_directories(u)
-    await u.commit()
 
 
 async def _write_rows(
@@ -156,7 +155,6 @@ class DirectoryService:
 
         async def op(u: UnitOfWork) -> ImportResult:
             result = await _write_rows(u, directory, rows, blobs, progress)
-            await u.commit()
             return result
 
         return await self._after_bulk_write(scope, await self._uow.run(op, scope=scope))
@@ -183,7 +181,6 @@ class DirectoryService:
             rows = await asyncio.to_thread(validate_rows, config, directory, records)
             blobs = await self._reembed(config, rows, stored, progress)
             result = await _write_rows(u, directory, rows, blobs, progress)
-            await u.commit()
             return result
 
         return await self._after_bulk_write(scope, await self._uow.run(op, scope=scope))
@@ -235,7 +232,6 @@ class DirectoryService:
             [done] = await repository.upsert([row], [blob], now=utcnow())
             entry = await repository.get(row.external_id)
             assert entry is not None
-            await u.commit()
             return entry, done.created
 
         return await self._uow.run(op, scope=scope)
@@ -245,7 +241,6 @@ class DirectoryService:
             await _schema_in(u, directory)
             if not await DirectoryRepository(u, directory).delete(external_id):
                 raise entry_not_found(directory, external_id)
-            await u.commit()
 
         await self._uow.run(op, scope=scope)
 

@@ -12,12 +12,12 @@ from dataclasses import dataclass, field, replace
 
 from pydantic_ai import Agent
 
+from switchboard.config.roles import model_allowed, model_not_allowed
+from switchboard.config.schema import EffectiveConfig
 from switchboard.db.uow import AccountScope
 from switchboard.discussion.schemas import AnswerOut, DiscussionIn, DiscussionOut, ErrorOut
 from switchboard.errors import ProviderTimeout, SwitchboardError
-from switchboard.ledger.pricing import nano_to_usd_str
-from switchboard.registry.config_schema import EffectiveConfig
-from switchboard.registry.roles import model_allowed, model_not_allowed
+from switchboard.money import nano_to_usd_str
 from switchboard.registry.service import AgentService, invalid_config
 from switchboard.runtime.chat import ChatService
 from switchboard.runtime.ledgered import CallRecord

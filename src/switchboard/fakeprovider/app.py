@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from switchboard.fakeprovider.behaviour import Behaviour, Stats
-from switchboard.runtime.schema_args import args_for
+from switchboard.schema_args import args_for
 
 
 def count_tokens(text: str) -> int:

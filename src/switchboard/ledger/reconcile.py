@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from switchboard.ledger.repository import TotalsRow
+from switchboard.ledger.schemas import TotalsRow
 
 
 @dataclass(frozen=True, slots=True)

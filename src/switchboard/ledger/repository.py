@@ -7,37 +7,13 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import ColumnElement, Date, Select, and_, cast, exists, func, or_, select, update
 
 from switchboard.db.uow import UnitOfWork
 from switchboard.ledger.models import LlmRequest, ProcessLease
-
-GroupBy = Literal["agent", "model", "day"]
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerFilters:
-    conversation_id: uuid.UUID | None = None
-    agent: str | None = None
-    status: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class UsageRow:
-    group: str | None
-    requests: int
-    input_tokens: int
-    output_tokens: int
-    cost_nano_usd: int
-    unpriced_requests: int
-    estimated_requests: int = 0
-    estimated_input_tokens: int = 0
-    estimated_output_tokens: int = 0
-    estimated_cost_nano_usd: int = 0
+from switchboard.ledger.schemas import GroupBy, LedgerFilters, TotalsRow, UsageRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,16 +32,6 @@ class Swept:
 
     cost_nano_usd: int
     period_ids: tuple[uuid.UUID, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class TotalsRow:
-    status: str
-    usage_source: str
-    requests: int
-    input_tokens: int
-    output_tokens: int
-    cost_nano_usd: int
 
 
 def period_ids_of(value: object) -> tuple[uuid.UUID, ...]:
@@ -188,6 +154,13 @@ class LedgerRepository:
             .returning(LlmRequest.id)
         )
         return list(result.scalars())
+
+    async def count_pending(self) -> int:
+        """Calls in flight (or left by a dead process, until swept), over every account."""
+        statement = (
+            select(func.count()).select_from(LlmRequest).where(LlmRequest.status == "pending")
+        )
+        return int((await self._uow.session.execute(statement)).scalar_one())
 
     async def totals(
         self, *, account_ids: list[uuid.UUID] | None, provider: str | None

@@ -7,8 +7,13 @@ from fastapi import APIRouter, Query
 
 from switchboard.api.deps import ContainerDep, ScopeDep
 from switchboard.ledger.models import LEDGER_STATUSES
-from switchboard.ledger.repository import LedgerFilters
-from switchboard.ledger.schemas import LlmRequestOut, LlmRequestPage, UsageOut, UsageReport
+from switchboard.ledger.schemas import (
+    LedgerFilters,
+    LlmRequestOut,
+    LlmRequestPage,
+    UsageOut,
+    UsageReport,
+)
 from switchboard.pagination import DEFAULT_LIMIT, MAX_LIMIT, QueryTime, utc_query_time
 from switchboard.schemas import SafeStr
 

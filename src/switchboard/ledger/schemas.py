@@ -1,14 +1,49 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from switchboard.ledger.models import LlmRequest
-from switchboard.ledger.pricing import nano_to_usd_str
-from switchboard.ledger.repository import UsageRow
+from switchboard.money import nano_to_usd_str
+
+GroupBy = Literal["agent", "model", "day"]
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerFilters:
+    conversation_id: uuid.UUID | None = None
+    agent: str | None = None
+    status: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRow:
+    group: str | None
+    requests: int
+    input_tokens: int
+    output_tokens: int
+    cost_nano_usd: int
+    unpriced_requests: int
+    estimated_requests: int = 0
+    estimated_input_tokens: int = 0
+    estimated_output_tokens: int = 0
+    estimated_cost_nano_usd: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TotalsRow:
+    status: str
+    usage_source: str
+    requests: int
+    input_tokens: int
+    output_tokens: int
+    cost_nano_usd: int
 
 
 class LlmRequestOut(BaseModel):

@@ -17,21 +17,16 @@ from weakref import WeakKeyDictionary
 
 from prometheus_client import CollectorRegistry, Counter
 
+from switchboard.config.schema import PriceConfig
 from switchboard.db.base import utcnow
-from switchboard.db.uow import AccountScope, UnitOfWork, UnitOfWorkFactory
+from switchboard.db.uow import AccountScope, CrossAccount, UnitOfWork, UnitOfWorkFactory
 from switchboard.errors import SwitchboardError
 from switchboard.ledger.leases import OwnerLease
 from switchboard.ledger.models import LlmRequest
-from switchboard.ledger.pricing import Cost, price_of
-from switchboard.ledger.repository import (
-    GroupBy,
-    LedgerFilters,
-    LedgerRepository,
-    TotalsRow,
-    UsageRow,
-)
+from switchboard.ledger.repository import LedgerRepository
+from switchboard.ledger.schemas import GroupBy, LedgerFilters, TotalsRow, UsageRow
+from switchboard.money import Cost, price_of
 from switchboard.pagination import decode_time_cursor, encode_time_cursor
-from switchboard.registry.config_schema import PriceConfig
 from switchboard.traffic.budgets import BudgetGate, BudgetService, Reservation
 
 log = logging.getLogger("switchboard.ledger")
@@ -318,13 +313,25 @@ class LedgerService:
 
         total = 0
         for _ in range(SWEEP_MAX_BATCHES):
-            found, swept = await self._uow.run(op)
+            found, swept = await self._uow.run(
+                op, scope=CrossAccount("the sweeper: dead owners' rows of every account")
+            )
             total += swept
             if found < SWEEP_BATCH:
                 break
         if total:
             self.counters.swept.inc(total)
         return total
+
+    async def pending_count(self) -> int:
+        """How many ledger rows are pending right now, across accounts (for /metrics)."""
+
+        async def op(u: UnitOfWork) -> int:
+            return await LedgerRepository(u).count_pending()
+
+        return await self._uow.run(
+            op, scope=CrossAccount("/metrics: pending calls of every account"), write=False
+        )
 
     async def rows(self, scope: AccountScope, ids: list[uuid.UUID]) -> list[LlmRequest]:
         async def op(u: UnitOfWork) -> list[LlmRequest]:
@@ -365,4 +372,6 @@ class LedgerService:
         async def op(u: UnitOfWork) -> list[TotalsRow]:
             return await LedgerRepository(u).totals(account_ids=account_ids, provider=provider)
 
-        return await self._uow.run(op, write=False)
+        return await self._uow.run(
+            op, scope=CrossAccount("operator report: totals across accounts"), write=False
+        )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Select, delete, select, update
@@ -14,13 +13,7 @@ from switchboard.db.base import utcnow
 from switchboard.db.uow import UnitOfWork
 from switchboard.db.upsert import dialect_insert, insert_ignoring_conflict
 from switchboard.registry.models import Agent, AgentTag, ConfigLayer, layer_key
-
-
-@dataclass(frozen=True, slots=True)
-class AgentFilters:
-    tag: str | None = None
-    team: str | None = None
-    enabled: bool | None = None
+from switchboard.registry.schemas import AgentFilters
 
 
 class AgentRepository:

@@ -5,11 +5,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from switchboard.api.deps import ActorDep, AgentSlug, ContainerDep, ScopeDep
+from switchboard.config import cascade
 from switchboard.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from switchboard.registry import cascade
-from switchboard.registry.repository import AgentFilters
 from switchboard.registry.schemas import (
     AgentCreate,
+    AgentFilters,
     AgentOut,
     AgentPage,
     AgentPatch,

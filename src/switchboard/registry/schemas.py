@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from switchboard.registry.bounds import check_overrides
+from switchboard.config.bounds import check_overrides
 from switchboard.schemas import JsonObject, SafeStr, Slug, StrictModel
+
+
+@dataclass(frozen=True, slots=True)
+class AgentFilters:
+    tag: str | None = None
+    team: str | None = None
+    enabled: bool | None = None
+
 
 Tag = Annotated[SafeStr, StringConstraints(min_length=1, max_length=64, pattern=r"^[\w.:-]+$")]
 Name = Annotated[SafeStr, StringConstraints(min_length=1, max_length=200)]

@@ -3,20 +3,16 @@ database (``INSERT … ON CONFLICT DO NOTHING``), never by a read before the ins
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import ValidationError
 
-from switchboard.db.uow import AccountScope, UnitOfWork, UnitOfWorkFactory
-from switchboard.errors import Conflict, InvalidRequest, NotFound, PermanentError
-from switchboard.pagination import decode_cursor, encode_cursor
-from switchboard.registry import cascade
-from switchboard.registry.config_schema import EffectiveConfig
-from switchboard.registry.models import Agent, ConfigLayer, layer_key
-from switchboard.registry.repository import AgentFilters, AgentRepository, ConfigLayerRepository
-from switchboard.registry.roles import (
+from switchboard.cache import Cache
+from switchboard.config import cascade
+from switchboard.config.roles import (
     Actor,
     check_ceilings,
     model_allowed,
@@ -24,7 +20,19 @@ from switchboard.registry.roles import (
     operator_changes,
     operator_setting,
 )
-from switchboard.registry.schemas import CASCADED_FIELDS, AgentCreate, AgentPatch
+from switchboard.config.schema import EffectiveConfig
+from switchboard.db.uow import AccountScope, UnitOfWork, UnitOfWorkFactory
+from switchboard.errors import Conflict, InvalidRequest, NotFound, PermanentError
+from switchboard.pagination import decode_cursor, encode_cursor
+from switchboard.registry.models import Agent, ConfigLayer, layer_key
+from switchboard.registry.repository import AgentRepository, ConfigLayerRepository
+from switchboard.registry.schemas import (
+    CASCADED_FIELDS,
+    PROFILE_FIELDS,
+    AgentCreate,
+    AgentFilters,
+    AgentPatch,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,27 +69,32 @@ def cascade_layers(
     return layers
 
 
-# Merging and validating a cascade costs ~1 ms; the result is a pure function of the stored
-# layers, which change only through ConfigLayerRepository.put (which bumps updated_at).
-_ACCOUNT_CONFIGS: dict[tuple[object, ...], EffectiveConfig] = {}
-_ACCOUNT_CONFIGS_MAX = 1000
+ACCOUNT_CONFIGS: Cache[uuid.UUID, tuple[tuple[object, ...], EffectiveConfig]] = Cache(1000)
+"""Account id → (version, merged config) for :func:`account_config_in`, process-wide.
+
+Merging and validating a cascade costs ~1 ms; the result is a pure function of the stored
+global and account layers, which change only through ``ConfigLayerRepository.put`` (which
+bumps ``updated_at``). Every read first fetches the layers' (key, updated_at, source) — a cheap
+query — and uses the entry only when that version matches, so a write by any process or
+transaction is seen at once: correctness comes from the version, not from invalidation. One
+entry per account (a new version replaces the old), least recently used evicted beyond 1000
+accounts; a writer may ``invalidate(account_id)`` (or ``clear()`` after a global layer write)
+to drop the entry early, which only frees memory."""
 
 
 async def account_config_in(u: UnitOfWork) -> EffectiveConfig:
     """The account's config (defaults → global → account) read in the unit of work ``u``."""
     layers = ConfigLayerRepository(u)
-    version = (u.account.id, *await layers.account_versions(u.account.id))
-    config = _ACCOUNT_CONFIGS.get(version)
-    if config is not None:
-        return config
+    version = tuple(await layers.account_versions(u.account.id))
+    cached = ACCOUNT_CONFIGS.get(u.account.id)
+    if cached is not None and cached[0] == version:
+        return cached[1]
     stored = await layers.for_account(u.account.id)
     merged = cascade.merge(cascade_layers(stored, u.account, agent=None, fields={}, overrides={}))
     config, problems = cascade.validate(merged)
     if config is None:
         raise invalid_config(problems)
-    if len(_ACCOUNT_CONFIGS) >= _ACCOUNT_CONFIGS_MAX:
-        _ACCOUNT_CONFIGS.clear()
-    _ACCOUNT_CONFIGS[version] = config
+    ACCOUNT_CONFIGS.put(u.account.id, (version, config))
     return config
 
 
@@ -323,6 +336,57 @@ class AgentService:
                 ]
         if problems:
             raise invalid_config(problems)
+
+    async def apply_in(
+        self, u: UnitOfWork, profile: AgentCreate, *, source: str, data: Mapping[str, Any]
+    ) -> bool:
+        """Create or update the agent ``profile`` describes and store its config layer
+        (``source``, ``data``) in the open unit of work ``u``, as the operator; ``True`` when it
+        was created. The agent's database overrides are kept and checked with the new layer."""
+        repo = AgentRepository(u)
+        agent = await self.create_in(u, profile, actor="operator")
+        created = agent is not None
+        if agent is None:
+            values = profile.model_dump(include=set(PROFILE_FIELDS) - {"tags"})
+            values["display_name"] = profile.display_name or profile.slug
+            await repo.update(profile.slug, values)
+            agent = await repo.get(profile.slug)
+            assert agent is not None  # it conflicted, so it exists; this transaction holds it
+            await repo.replace_tags(agent.id, profile.tags)
+        await put_layer_in(u, source=source, data=data, agent_id=agent.id)
+        fields = {name: getattr(agent, name) for name in CASCADED_FIELDS}
+        await self.check_config_in(
+            u, agent=agent, fields=fields, overrides=agent.config, actor="operator"
+        )
+        return created
+
+
+async def put_layer_in(
+    u: UnitOfWork,
+    *,
+    source: str,
+    data: Mapping[str, Any],
+    agent_id: uuid.UUID | None = None,
+    shared: bool = False,
+) -> None:
+    """Store a config file's layer in the open unit of work ``u``: the global layer when
+    ``shared``, else the layer of ``u``'s account, or of its agent ``agent_id``."""
+    if shared:
+        await ConfigLayerRepository(u).put(source=source, data=data)
+        ACCOUNT_CONFIGS.clear()  # every account inherits the global layer
+        return
+    await ConfigLayerRepository(u).put(
+        source=source, data=data, account_id=u.account.id, agent_id=agent_id
+    )
+    if agent_id is None:
+        ACCOUNT_CONFIGS.invalidate(u.account.id)
+
+
+async def account_layer_in(u: UnitOfWork) -> tuple[str, dict[str, Any]] | None:
+    """The stored layer of ``u``'s account (its file's source and data), if any."""
+    layers = await ConfigLayerRepository(u).for_account(u.account.id)
+    current = layers.get(layer_key(account_id=u.account.id))
+    return None if current is None else (current.source, dict(current.data))
 
 
 def _import_failed(problems: list[dict[str, object]]) -> InvalidRequest:

@@ -30,8 +30,9 @@ from pydantic_ai.messages import (
 from pydantic_ai.models.openai import OpenAIChatModelSettings
 from pydantic_ai.run import AgentRunResultEvent
 
-from switchboard.conversations.models import Message
-from switchboard.conversations.repository import NewMessage
+from switchboard.cache import Cache
+from switchboard.config.schema import EffectiveConfig
+from switchboard.conversations.schemas import NewMessage, StoredMessage
 from switchboard.conversations.service import ConversationRef, ConversationService
 from switchboard.db.uow import AccountScope, UnitOfWorkFactory
 from switchboard.directory.service import DirectoryService
@@ -39,13 +40,12 @@ from switchboard.errors import Conflict
 from switchboard.ledger.service import CallContext, LedgerService
 from switchboard.memories.service import MemoryService
 from switchboard.metrics import Metrics
-from switchboard.registry.config_schema import EffectiveConfig
 from switchboard.registry.service import AgentService
 from switchboard.retry import RetryPolicy
-from switchboard.runtime.demo import SUMMARY_MARKER
 from switchboard.runtime.events import ChatEvent, Delta, Done, ToolCalled, ToolReturned
 from switchboard.runtime.ledgered import CallRecord, LedgeredModel, Traffic
 from switchboard.runtime.models import BuiltModel, ModelFactory
+from switchboard.runtime.prompts import SUMMARY_INSTRUCTIONS, summary_prompt
 from switchboard.runtime.tools.context import ToolContext
 from switchboard.runtime.tools.registry import build_tools, resolve
 from switchboard.traffic.limiter import Limiter
@@ -73,8 +73,8 @@ class PreparedTurn:
     built: BuiltModel
     agent: Agent[ToolContext, str]  # shared per tool set; holds no run state
     conversation_id: uuid.UUID
-    history: list[Message]
-    to_summarize: list[Message]
+    history: list[StoredMessage]
+    to_summarize: list[StoredMessage]
     summary: str | None
     message: str
     run_id: uuid.UUID = field(default_factory=uuid.uuid4)
@@ -131,7 +131,11 @@ class ChatService:
         self._models = models
         self._memories = memories
         self._directories = directories
-        self._agents_by_tools: dict[tuple[object, ...], Agent[ToolContext, str]] = {}
+        # Tool set → Agent: a pure function of the key, so never stale; no TTL, no
+        # invalidation, least recently used evicted beyond AGENT_CACHE_SIZE tool sets.
+        self._agents_by_tools: Cache[tuple[object, ...], Agent[ToolContext, str]] = Cache(
+            AGENT_CACHE_SIZE
+        )
 
     async def prepare(self, scope: AccountScope, agent_slug: str, chat: ChatInput) -> PreparedTurn:
         """Validate everything a client can get wrong, before any stream starts."""
@@ -158,10 +162,10 @@ class ChatService:
             config=config,
             built=built,
             agent=agent,
-            conversation_id=start.conversation.id,
+            conversation_id=start.conversation_id,
             history=start.history,
             to_summarize=start.to_summarize,
-            summary=start.conversation.summary,
+            summary=start.summary,
             message=chat.message,
         )
 
@@ -303,9 +307,10 @@ class ChatService:
     def _agent_for(self, config: EffectiveConfig) -> Agent[ToolContext, str]:
         """Agents differ only by their tools here (model, instructions and settings are given
         per run), so one Agent per tool set is built once and shared; it holds no run state."""
-        key = (
+        key = (  # everything resolve() and build_tools() read, so a hit is what they'd build
             tuple(config.tools),
             tuple(sorted(config.custom_tools.items())),
+            tuple(config.tool_modules),  # the allow-list resolve() checks custom tools against
             config.tool_timeout_s,
         )
         agent = self._agents_by_tools.get(key)
@@ -316,9 +321,7 @@ class ChatService:
                 deps_type=ToolContext,
                 tools=build_tools(functions, timeout_s=config.tool_timeout_s),
             )
-            if len(self._agents_by_tools) >= AGENT_CACHE_SIZE:
-                self._agents_by_tools.clear()
-            self._agents_by_tools[key] = agent
+            self._agents_by_tools.put(key, agent)
         return agent
 
     def _done(self, turn: PreparedTurn, reply: str) -> Done:
@@ -338,9 +341,9 @@ class ChatService:
             lines.insert(0, f"earlier summary: {turn.summary}")
         summarizer: Agent[None, str] = Agent(
             self._model(turn, "summary"),
-            instructions="Summarize the conversation for your own later reference. Be brief.",
+            instructions=SUMMARY_INSTRUCTIONS,
         )
-        result = await summarizer.run(SUMMARY_MARKER + ":\n" + "\n".join(lines))
+        result = await summarizer.run(summary_prompt(lines))
         turn.summary = str(result.output)
         await self._conversations.save_summary(
             turn.scope, turn.conversation_id, turn.summary, turn.to_summarize[-1].seq

@@ -18,11 +18,11 @@ from pydantic_ai.messages import (
 )
 from pydantic_ai.models.function import AgentInfo, DeltaToolCall, DeltaToolCalls, FunctionModel
 
-from switchboard.runtime.schema_args import args_for
+from switchboard.runtime.prompts import SUMMARY_REQUEST
+from switchboard.schema_args import args_for
 
 MAX_PARALLEL_CALLS = 3
 SHORT_LIMIT = 1200  # characters of each tool result quoted in the final answer
-SUMMARY_MARKER = "Summarize the conversation below"
 
 
 def demo_model() -> FunctionModel:
@@ -39,7 +39,7 @@ def _user_text(message: ModelMessage) -> str | None:
 def _plan(messages: Sequence[ModelMessage], info: AgentInfo) -> list[ToolCallPart] | str:
     last = messages[-1]
     user_text = _user_text(last)
-    if user_text is not None and user_text.startswith(SUMMARY_MARKER):
+    if user_text is not None and user_text.startswith(SUMMARY_REQUEST):
         lines = [line for line in user_text.splitlines()[1:] if line.strip()]
         return f"Summary of {len(lines)} earlier messages: " + " / ".join(
             line[:60] for line in lines[-5:]

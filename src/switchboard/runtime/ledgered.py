@@ -37,9 +37,9 @@ from switchboard.errors import (
     SwitchboardError,
 )
 from switchboard.ledger.estimate import worst_case_input
-from switchboard.ledger.pricing import Cost, price_of
 from switchboard.ledger.service import CallContext, LedgerService, TokenUsage
 from switchboard.metrics import Metrics
+from switchboard.money import Cost, price_of
 from switchboard.retry import RetryPolicy
 from switchboard.runtime.estimate import estimate_request, estimate_response
 from switchboard.runtime.provider_errors import classify_provider_error, http_status_of

@@ -22,10 +22,10 @@ from pydantic_ai.models import KnownModelName, Model, infer_model
 from pydantic_ai.models.openai import OpenAIChatModel
 from pydantic_ai.providers.openai import OpenAIProvider
 
+from switchboard.config.cascade import ConfigProblem
+from switchboard.config.roles import model_allowed, model_not_allowed
+from switchboard.config.schema import EffectiveConfig
 from switchboard.errors import ProviderMisconfigured
-from switchboard.registry.cascade import ConfigProblem
-from switchboard.registry.config_schema import EffectiveConfig
-from switchboard.registry.roles import model_allowed, model_not_allowed
 from switchboard.runtime.demo import demo_model
 
 # Providers Pydantic AI knows by name (``anthropic:…``, ``groq:…``), read from its own list of

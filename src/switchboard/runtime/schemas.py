@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from switchboard.ledger.pricing import nano_to_usd_str
+from switchboard.money import nano_to_usd_str
 from switchboard.runtime.events import Done
 from switchboard.schemas import SafeStr, StrictModel
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from switchboard.db.uow import AccountScope, UnitOfWork, UnitOfWorkFactory
+from switchboard.cache import Cache
+from switchboard.db.uow import AccountScope, CrossAccount, UnitOfWork, UnitOfWorkFactory
 from switchboard.errors import Conflict, NotFound, Unauthenticated
 from switchboard.pagination import decode_time_cursor, encode_time_cursor
 from switchboard.schemas import unsafe_text_reason
@@ -14,6 +17,7 @@ from switchboard.tenancy.models import Account, ApiKey
 from switchboard.tenancy.repository import AccountRepository, ApiKeyRepository
 
 SCOPE_CACHE_SIZE = 10_000
+SCOPE_CACHE_TTL_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,12 +40,23 @@ def account_not_found(slug: str) -> NotFound:
 
 
 class TenancyService:
-    def __init__(self, uow: UnitOfWorkFactory, *, admin_key: str | None) -> None:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        *,
+        admin_key: str | None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._uow = uow
         self._admin_key = admin_key
-        # Accounts are never deleted and a slug never changes, so slug → id can be cached
-        # without invalidation. Bounded: cleared when full.
-        self._scopes: dict[str, AccountScope] = {}
+        # Slug → scope for admin requests. No code path deletes an account or changes its slug
+        # (``upsert`` renames only the display name, which a scope does not hold), so nothing
+        # here has to invalidate; the TTL bounds how long a change made elsewhere (by hand in
+        # the database, or a future delete in another process) can go unseen. Only found
+        # accounts are cached, so a new account is seen at once.
+        self._scopes: Cache[str, AccountScope] = Cache(
+            SCOPE_CACHE_SIZE, ttl_s=SCOPE_CACHE_TTL_S, clock=clock
+        )
 
     async def create_account(self, *, slug: str, name: str) -> Account:
         async def op(u: UnitOfWork) -> Account:
@@ -113,7 +128,11 @@ class TenancyService:
                 return None
             return Principal(is_admin=False, scope=owner.scope, key_id=owner.key_id)
 
-        principal = await self._uow.run(op, write=False)
+        principal = await self._uow.run(
+            op,
+            scope=CrossAccount("authentication: a key's account is found by its hash"),
+            write=False,
+        )
         if principal is None:
             raise Unauthenticated("invalid or revoked API key")
         return principal
@@ -129,7 +148,6 @@ class TenancyService:
         if cached is not None:
             return cached
         account = await self.get_account(slug)
-        if len(self._scopes) >= SCOPE_CACHE_SIZE:
-            self._scopes.clear()
-        scope = self._scopes[slug] = AccountScope(id=account.id, slug=account.slug)
+        scope = AccountScope(id=account.id, slug=account.slug)
+        self._scopes.put(slug, scope)
         return scope

@@ -25,7 +25,7 @@ from switchboard.db.base import utcnow
 from switchboard.db.uow import AccountScope, UnitOfWork, UnitOfWorkFactory
 from switchboard.db.upsert import dialect_insert
 from switchboard.errors import BudgetBusy, BudgetExceeded, NotFound
-from switchboard.ledger.pricing import nano_to_usd_str
+from switchboard.money import nano_to_usd_str
 from switchboard.traffic.models import Budget, BudgetPeriod
 
 Period = Literal["day", "month"]

@@ -15,7 +15,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from switchboard.registry.config_schema import EffectiveConfig, ProviderConfig
+from switchboard.config.schema import EffectiveConfig, ProviderConfig
 
 LOCAL_PROVIDER = "switchboard"  # the offline demo model: nothing upstream to protect
 

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from switchboard.api.deps import AdminScopeDep, ContainerDep, ScopeDep
-from switchboard.ledger.pricing import nano_to_usd_str, usd_to_nano
+from switchboard.money import nano_to_usd_str, usd_to_nano
 from switchboard.schemas import SafeStr, Slug, StrictModel
 from switchboard.traffic.budgets import BudgetStatus
 

@@ -12,12 +12,12 @@ from typing import Any
 from pydantic_ai import RunContext
 from pydantic_ai.tools import ToolPrepareFunc
 
-from switchboard.directory.tools import (
+from switchboard.runtime.tools.context import ToolContext
+from switchboard.runtime.tools.directory import (
     get_directory_entry,
     prepare_directory_tool,
     search_directory,
 )
-from switchboard.runtime.tools.context import ToolContext
 
 
 async def current_time(ctx: RunContext[ToolContext]) -> str:

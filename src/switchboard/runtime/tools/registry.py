@@ -14,9 +14,9 @@ from typing import Any
 
 from pydantic_ai import Tool
 
+from switchboard.config.cascade import ConfigProblem
+from switchboard.config.schema import EffectiveConfig
 from switchboard.errors import ConfigurationError
-from switchboard.registry.cascade import ConfigProblem
-from switchboard.registry.config_schema import EffectiveConfig
 from switchboard.runtime.tools.builtin import BUILTIN_PREPARE, BUILTIN_TOOLS
 from switchboard.runtime.tools.context import ToolContext
 

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic_ai import RunContext
 from pydantic_ai.tools import ToolDefinition
 
-from switchboard.directory.config import DirectoryConfig
+from switchboard.config.directories import DirectoryConfig
 from switchboard.errors import InvalidRequest, NotFound
 from switchboard.runtime.tools.context import ToolContext
 

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from switchboard.db.uow import AccountScope, UnitOfWork, UnitOfWorkFactory
-from switchboard.ledger.pricing import usd_to_nano
-from switchboard.registry import cascade
-from switchboard.registry.config_schema import BudgetConfig
-from switchboard.registry.config_tree import AgentSpec, ConfigTree
-from switchboard.registry.repository import AgentRepository, ConfigLayerRepository
-from switchboard.registry.schemas import CASCADED_FIELDS, PROFILE_FIELDS
-from switchboard.registry.service import AgentService
+from switchboard.config import cascade
+from switchboard.config.schema import BudgetConfig
+from switchboard.db.uow import AccountScope, CrossAccount, UnitOfWork, UnitOfWorkFactory
+from switchboard.money import usd_to_nano
+from switchboard.operations.config_tree import AgentSpec, ConfigTree
+from switchboard.registry.service import AgentService, put_layer_in
 from switchboard.tenancy.service import TenancyService
 from switchboard.traffic.budgets import BudgetService
 
@@ -41,9 +39,10 @@ class ConfigApplier:
 
         async def op(u: UnitOfWork) -> ApplyReport:
             report = ApplyReport()
-            layers = ConfigLayerRepository(u)
             if tree.global_layer is not None:
-                await layers.put(source=tree.global_layer.source, data=tree.global_layer.data)
+                await put_layer_in(
+                    u, source=tree.global_layer.source, data=tree.global_layer.data, shared=True
+                )
             for spec in tree.accounts:
                 account, created = await TenancyService.ensure_account_in(
                     u, slug=spec.slug, name=spec.name
@@ -51,9 +50,7 @@ class ConfigApplier:
                 (report.accounts_created if created else report.accounts_updated).append(spec.slug)
                 scoped = u.bound_to(AccountScope(id=account.id, slug=account.slug))
                 if spec.layer is not None:
-                    await layers.put(
-                        source=spec.layer.source, data=spec.layer.data, account_id=account.id
-                    )
+                    await put_layer_in(scoped, source=spec.layer.source, data=spec.layer.data)
                     await _apply_budget(scoped, spec.layer, agent=None)
                 for agent_spec in spec.agents:
                     created = await self._apply_agent(scoped, agent_spec)
@@ -65,32 +62,16 @@ class ConfigApplier:
             return report
 
         try:
-            return await self._uow.run(op)
+            return await self._uow.run(
+                op, scope=CrossAccount("apply: the global layer and every account of the tree")
+            )
         except _DryRun as rolled_back:
             return rolled_back.report
 
     async def _apply_agent(self, u: UnitOfWork, spec: AgentSpec) -> bool:
-        repo = AgentRepository(u)
-        agent = await self._agents.create_in(u, spec.profile, actor="operator")
-        created = agent is not None
-        if agent is None:
-            profile = spec.profile.model_dump(include=set(PROFILE_FIELDS) - {"tags"})
-            profile["display_name"] = spec.profile.display_name or spec.slug
-            await repo.update(spec.slug, profile)
-            agent = await repo.get(spec.slug)
-            assert agent is not None  # it conflicted, so it exists; this transaction holds it
-            await repo.replace_tags(agent.id, spec.profile.tags)
-        await ConfigLayerRepository(u).put(
-            source=spec.layer.source,
-            data=spec.layer.data,
-            account_id=u.account.id,
-            agent_id=agent.id,
+        return await self._agents.apply_in(
+            u, spec.profile, source=spec.layer.source, data=spec.layer.data
         )
-        fields = {name: getattr(agent, name) for name in CASCADED_FIELDS}
-        await self._agents.check_config_in(
-            u, agent=agent, fields=fields, overrides=agent.config, actor="operator"
-        )
-        return created
 
 
 async def _apply_budget(u: UnitOfWork, layer: cascade.Layer, *, agent: str | None) -> None:

@@ -2,7 +2,7 @@
 in a config file is reported instead of silently ignored. Built-in defaults come from here.
 
 Every top-level key has a **role** (``json_schema_extra={"role": …}``, read by
-:mod:`switchboard.registry.roles`): ``operator`` keys — code to load, endpoints, credentials,
+:mod:`switchboard.config.roles`): ``operator`` keys — code to load, endpoints, credentials,
 prices, limits, retries, budgets, directory schemas, the ceilings themselves — come only from the
 config tree, the admin key or the CLI; ``tenant`` keys may also be set with an account key, on
 that account's own agents (timeouts only up to the operator's ``ceilings``).
@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from switchboard.directory.config import DirectoryConfig, DirectoryName
+from switchboard.config.directories import DirectoryConfig, DirectoryName
 
 Role = Literal["operator", "tenant"]
 ENV_NAME = r"^[A-Z_][A-Z0-9_]{0,127}$"

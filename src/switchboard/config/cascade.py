@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from switchboard.registry.config_schema import EffectiveConfig, builtin_defaults
+from switchboard.config.schema import EffectiveConfig, builtin_defaults
 
 DEFAULT_SOURCE = "default"
 DB_SOURCE = "db"

@@ -10,17 +10,35 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Protocol
 
 from genai_prices import Usage, calc_price
-
-from switchboard.registry.config_schema import PriceConfig
 
 NANO_PER_USD = Decimal(1_000_000_000)
 MTOK = Decimal(1_000_000)
 
-BUILTIN_PRICES: dict[str, PriceConfig] = {
+
+class Rates(Protocol):
+    """USD per million tokens (the config's ``prices`` entries have this shape)."""
+
+    @property
+    def input_per_mtok(self) -> Decimal: ...
+    @property
+    def output_per_mtok(self) -> Decimal: ...
+    @property
+    def cached_input_per_mtok(self) -> Decimal | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    input_per_mtok: Decimal
+    output_per_mtok: Decimal
+    cached_input_per_mtok: Decimal | None = None
+
+
+BUILTIN_PRICES: dict[str, Price] = {
     # The offline demo model is billed like a small hosted model, so the ledger has real numbers.
-    "demo": PriceConfig(
+    "demo": Price(
         input_per_mtok=Decimal("0.15"),
         output_per_mtok=Decimal("0.60"),
         cached_input_per_mtok=Decimal("0.075"),
@@ -50,10 +68,10 @@ def price_of(
     input_tokens: int,
     output_tokens: int,
     cached_tokens: int,
-    overrides: Mapping[str, PriceConfig],
+    overrides: Mapping[str, Rates],
 ) -> Cost:
     """The cost of one call. ``input_tokens`` includes ``cached_tokens`` (as providers report)."""
-    table_price = overrides.get(model) or BUILTIN_PRICES.get(model)
+    table_price: Rates | None = overrides.get(model) or BUILTIN_PRICES.get(model)
     if table_price is not None:
         cached_rate = table_price.cached_input_per_mtok
         if cached_rate is None:

@@ -20,10 +20,10 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from switchboard.registry import cascade
-from switchboard.registry.bounds import load_yaml
-from switchboard.registry.cascade import ConfigProblem
-from switchboard.registry.config_schema import EffectiveConfig
+from switchboard.config import cascade
+from switchboard.config.bounds import load_yaml
+from switchboard.config.cascade import ConfigProblem
+from switchboard.config.schema import EffectiveConfig
 from switchboard.registry.schemas import PROFILE_FIELDS, AgentCreate
 
 GLOBAL_FILE = "global.yaml"

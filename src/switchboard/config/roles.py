@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from fnmatch import fnmatchcase
 from typing import Any, Literal, cast
 
+from switchboard.config.schema import EffectiveConfig, Role
 from switchboard.errors import Forbidden
-from switchboard.registry.config_schema import EffectiveConfig, Role
 
 Actor = Literal["operator", "tenant"]
 CEILINGED = ("request_timeout_s", "tool_timeout_s")

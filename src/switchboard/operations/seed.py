@@ -23,18 +23,17 @@ from typing import IO, Any
 from sqlalchemy import text
 
 from switchboard.bootstrap import Container
+from switchboard.config.directories import DirectoryConfig
 from switchboard.db.engine import sqlite_path
 from switchboard.db.uow import AccountScope, UnitOfWork
-from switchboard.directory.config import DirectoryConfig
 from switchboard.directory.rows import validate_rows
 from switchboard.directory.synthetic import DEMO_DIRECTORIES, locations, practitioners
 from switchboard.errors import Conflict
-from switchboard.registry.models import layer_key
-from switchboard.registry.repository import ConfigLayerRepository
 from switchboard.registry.schemas import AgentCreate
+from switchboard.registry.service import account_layer_in, put_layer_in
 from switchboard.tenancy.service import TenancyService
 
-log = logging.getLogger("switchboard.seed")
+log = logging.getLogger("switchboard.operations.seed")
 
 DEMO_ACCOUNT = "demo"
 DEMO_AGENT = "assistant"
@@ -162,15 +161,12 @@ async def _seed_directories(
     container: Container, scope: AccountScope, report: Report
 ) -> dict[str, int]:
     async def add_schemas(u: UnitOfWork) -> None:
-        layers = await ConfigLayerRepository(u).for_account(scope.id)
-        current = layers.get(layer_key(account_id=scope.id))
-        data = dict(current.data) if current is not None else {}
+        current = await account_layer_in(u)
+        source, data = current if current is not None else (SEED_SOURCE, {})
         if "directories" in data:
             return
         data["directories"] = DEMO_DIRECTORIES
-        source = current.source if current is not None else SEED_SOURCE
-        await ConfigLayerRepository(u).put(source=source, data=data, account_id=scope.id)
-        await u.commit()
+        await put_layer_in(u, source=source, data=data)
 
     await container.uow.run(add_schemas, scope=scope)
     with contextlib.suppress(Conflict):
