@@ -290,6 +290,122 @@ async def test_shared_rows_are_read_but_written_only_across_accounts(
     await container.uow.run(drop, scope=ANYONE)
 
 
+async def test_a_flush_writes_only_rows_of_a_bound_account(container: Container) -> None:
+    """ORM flushes run on the connection, out of ``do_orm_execute``'s sight: a loaded shared
+    row changed or deleted, or another account's row merged in and changed or deleted, is
+    refused when flushed; nothing is written."""
+    a, b = await _accounts(container)
+    key, theirs = unique("test-shared"), uuid.uuid4()
+
+    async def seed(u: UnitOfWork) -> None:
+        u.session.add(ConfigLayer(id=uuid.uuid4(), key=key, account_id=None, source="t", data={}))
+        u.session.add(
+            Budget(id=theirs, account_id=b.id, agent_slug="", period="day", limit_nano_usd=1)
+        )
+
+    await container.uow.run(seed, scope=ANYONE)
+
+    async def change_shared(u: UnitOfWork) -> None:
+        layer = (
+            await u.session.execute(select(ConfigLayer).where(ConfigLayer.key == key))
+        ).scalar_one()
+        layer.source = "changed by a"
+
+    async def delete_shared(u: UnitOfWork) -> None:
+        layer = (
+            await u.session.execute(select(ConfigLayer).where(ConfigLayer.key == key))
+        ).scalar_one()
+        await u.session.delete(layer)
+
+    async def load(u: UnitOfWork) -> Budget:
+        return (await u.session.execute(select(Budget).where(Budget.id == theirs))).scalar_one()
+
+    async def change_theirs(u: UnitOfWork) -> None:
+        budget = await container.uow.run(load, scope=ANYONE, write=False)  # detached
+        u.session.add(budget)
+        budget.limit_nano_usd = 99
+
+    async def delete_theirs(u: UnitOfWork) -> None:
+        budget = await container.uow.run(load, scope=ANYONE, write=False)
+        u.session.add(budget)
+        await u.session.delete(budget)
+
+    for operation in (change_shared, delete_shared, change_theirs, delete_theirs):
+        with pytest.raises(UnitOfWorkMisuse):
+            await container.uow.run(operation, scope=a)
+
+    async def state(u: UnitOfWork) -> tuple[str, int]:
+        layer = await u.session.execute(select(ConfigLayer.source).where(ConfigLayer.key == key))
+        limit = await u.session.execute(select(Budget.limit_nano_usd).where(Budget.id == theirs))
+        return layer.scalar_one(), limit.scalar_one()
+
+    assert await container.uow.run(state, scope=ANYONE, write=False) == ("t", 1)
+
+
+async def test_an_upsert_never_updates_another_accounts_row(container: Container) -> None:
+    """``INSERT … ON CONFLICT (key) DO UPDATE`` on a unique key without ``account_id``: the
+    conflicting row of another account is left as it is."""
+    from switchboard.db.upsert import dialect_insert
+
+    a, b = await _accounts(container)
+    key = unique("test-layer")
+
+    async def put(u: UnitOfWork, source: str) -> None:
+        statement = dialect_insert(u, ConfigLayer).values(
+            id=uuid.uuid4(), key=key, source=source, data={}, updated_at=utcnow()
+        )
+        await u.session.execute(
+            statement.on_conflict_do_update(index_elements=["key"], set_={"source": source})
+        )
+
+    await container.uow.run(lambda u: put(u, "b's"), scope=b)
+    await container.uow.run(lambda u: put(u, "a's"), scope=a)
+
+    async def rows(u: UnitOfWork) -> list[tuple[Any, str]]:
+        result = await u.session.execute(
+            select(ConfigLayer.account_id, ConfigLayer.source).where(ConfigLayer.key == key)
+        )
+        return [tuple(row) for row in result]  # type: ignore[misc]
+
+    assert await container.uow.run(rows, scope=ANYONE, write=False) == [(b.id, "b's")]
+
+
+async def test_every_batch_of_a_multi_row_insert_is_checked(container: Container) -> None:
+    a, b = await _accounts(container)
+
+    async def two_batches(u: UnitOfWork) -> None:
+        statement = (
+            insert(Budget)
+            .values(
+                [
+                    {
+                        "id": uuid.uuid4(),
+                        "account_id": a.id,
+                        "agent_slug": "x",
+                        "period": "day",
+                        "limit_nano_usd": 1,
+                    }
+                ]
+            )
+            .values(
+                [
+                    {
+                        "id": uuid.uuid4(),
+                        "account_id": b.id,
+                        "agent_slug": "y",
+                        "period": "day",
+                        "limit_nano_usd": 1,
+                    }
+                ]
+            )
+        )
+        await u.session.execute(statement)
+
+    with pytest.raises(UnitOfWorkMisuse):
+        await container.uow.run(two_batches, scope=a)
+    assert not await _keys(container, Budget, Budget.account_id.in_([a.id, b.id]))
+
+
 async def test_a_bulk_update_by_primary_key_is_refused_in_a_scoped_unit_of_work(
     container: Container,
 ) -> None:

@@ -28,13 +28,14 @@ explicit filter it keeps (a test fails when another one appears).
 
 from __future__ import annotations
 
+import copy
 import functools
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy import event, inspect, or_
+from sqlalchemy import and_, event, inspect, or_
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction, with_loader_criteria
 from sqlalchemy.orm.interfaces import ORMOption
 from sqlalchemy.sql import visitors
@@ -229,16 +230,28 @@ def _check_insert(state: ORMExecuteState, owned: TenantOwned, scope: AccountScop
     named = _named(statement._values, owned.table)
     if named is not _MISSING:
         _check(named, owned, scope)
-    for row in statement._multi_values[0] if statement._multi_values else ():
-        found = _named(row, owned.table)
-        if found is _MISSING:
-            raise UnitOfWorkMisuse(f"each row inserted into '{owned.table}' must name its account")
-        _check(found, owned, scope)
+    for batch in statement._multi_values:  # one batch per .values([...]) call
+        for row in batch:
+            found = _named(row, owned.table) if isinstance(row, Mapping) else _MISSING
+            if found is _MISSING:
+                raise UnitOfWorkMisuse(
+                    f"each row inserted into '{owned.table}' must name its account (as a mapping)"
+                )
+            _check(found, owned, scope)
     post = statement._post_values_clause
-    if post is not None:
-        updated = _named(getattr(post, "update_values_to_set", None), owned.table)
+    if post is not None and hasattr(post, "update_values_to_set"):  # ON CONFLICT DO UPDATE
+        updated = _named(post.update_values_to_set, owned.table)
         if updated is not _MISSING:
             _check(updated, owned, scope)
+        # The conflicting row may be another account's (a unique key without account_id): the
+        # update then touches nothing instead of overwriting it.
+        mine = owned.entity.__table__.c[ACCOUNT_COLUMN] == scope.id
+        guarded = copy.copy(post)
+        where = post.update_whereclause
+        guarded.update_whereclause = mine if where is None else and_(where, mine)
+        statement = statement._generate()
+        statement._post_values_clause = guarded
+        state.statement = statement
     parameters = state.parameters
     rows: list[Mapping[str, Any]] = (
         list(parameters)
@@ -329,23 +342,25 @@ def _stamp_added(session: Session, instance: object) -> None:
 
 @event.listens_for(ScopedSession, "before_flush")
 def _check_flushed(session: Session, flush_context: UOWTransaction, instances: object) -> None:
-    """New rows of tenant-owned classes name an account bound on this session (the unit of
-    work's or a view's); changed rows keep their account."""
+    """Rows a flush inserts, updates or deletes (which ``do_orm_execute`` never sees: the
+    unit-of-work flush executes on the connection) belong to an account bound on this session
+    (the unit of work's or a view's) — before and after the change. Shared rows (``account_id``
+    NULL) are flushed only cross-account."""
     access = _access(session)
     if isinstance(access, CrossAccount):
         return
     by_class = _tenant_owned()[2]
     bound: set[uuid.UUID] = session.info.get(BOUND_KEY, set())
-    changed = [row for row in session.dirty if type(row) in by_class and _account_changed(row)]
-    for row in (*session.new, *changed):
+    changed = [row for row in session.dirty if type(row) in by_class and session.is_modified(row)]
+    for row in (*session.new, *changed, *session.deleted):
         owned = by_class.get(type(row))
-        if owned is None or getattr(row, ACCOUNT_COLUMN) in bound:
+        if owned is None:
             continue
-        if access is None:
-            raise _unscoped(owned.table)
-        _check(getattr(row, ACCOUNT_COLUMN), owned, access)
-
-
-def _account_changed(row: object) -> bool:
-    history = inspect(row).attrs[ACCOUNT_COLUMN].history
-    return bool(history.added or history.deleted)
+        history = inspect(row).attrs[ACCOUNT_COLUMN].history
+        accounts = {getattr(row, ACCOUNT_COLUMN), *(history.deleted or ())}
+        for found in accounts:
+            if found is not None and found in bound:
+                continue
+            if access is None:
+                raise _unscoped(owned.table)
+            _check(found, owned, access)
