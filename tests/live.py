@@ -155,6 +155,22 @@ async def sse_events(response: httpx.Response) -> AsyncIterator[tuple[str, Any]]
             event, data = "message", []
 
 
+async def sse_with_ids(response: httpx.Response) -> AsyncIterator[tuple[int | None, str, Any]]:
+    """Parse a Server-Sent Events response into (id, event, data) triples."""
+    event_id: int | None = None
+    event, data = "message", []
+    async for line in response.aiter_lines():
+        if line.startswith("id:"):
+            event_id = int(line[3:].strip())
+        elif line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].strip())
+        elif line == "" and data:
+            yield event_id, event, json.loads("\n".join(data))
+            event_id, event, data = None, "message", []
+
+
 class ServerProcess:
     """``switchboard serve`` as its own process (crash tests, several processes, benchmarks).
     Its log goes to a temporary file — a pipe nobody reads would fill up and stall it — and is

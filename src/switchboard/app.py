@@ -22,6 +22,7 @@ from switchboard.ledger.router import router as ledger_router
 from switchboard.metrics import Metrics
 from switchboard.registry.router import router as agents_router
 from switchboard.runtime.router import router as chat_router
+from switchboard.runtime.router import runs_router
 from switchboard.settings import Settings
 from switchboard.tenancy.router import router as accounts_router
 from switchboard.traffic.router import router as budget_router
@@ -37,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.container = container
         await container.ledger.lease.ensure()  # this process's lease, renewed every heartbeat
         await container.sweeper.start()  # pending rows of dead processes → interrupted
+        await container.runs.start()  # their runs too; then watch for stop requests
         container.loop_lag.start()
         try:
             yield
@@ -62,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(accounts_router)
     app.include_router(agents_router)
     app.include_router(chat_router)
+    app.include_router(runs_router)
     app.include_router(conversations_router)
     app.include_router(ledger_router)
     app.include_router(budget_router)

@@ -20,8 +20,11 @@ from switchboard.memories.service import MemoryService
 from switchboard.metrics import LoopLagMonitor, Metrics
 from switchboard.registry.service import AgentService
 from switchboard.retry import RetryPolicy
+from switchboard.runs.service import RunService
 from switchboard.runtime.chat import ChatService
+from switchboard.runtime.gateway import Gateway
 from switchboard.runtime.models import ModelFactory, check_model
+from switchboard.runtime.runs import RunManager
 from switchboard.runtime.tools.registry import check_tools
 from switchboard.settings import Settings
 from switchboard.tenancy.service import TenancyService
@@ -40,6 +43,7 @@ class Container:
     ledger: LedgerService
     models: ModelFactory
     chat: ChatService
+    runs: RunManager
     sweeper: Sweeper
     budgets: BudgetService
     limiter: Limiter
@@ -50,6 +54,7 @@ class Container:
 
     async def aclose(self) -> None:
         await self.loop_lag.stop()
+        await self.runs.stop()  # this process's runs end interrupted, their spend recorded
         await self.sweeper.stop()
         await self.ledger.drain()
         await self.ledger.lease.release()  # after the settlements: nothing of ours is pending
@@ -82,16 +87,22 @@ async def build_container(settings: Settings, *, metrics: Metrics | None = None)
     limiter = build_limiter(settings)
     embedder = await asyncio.to_thread(build_embedder, settings.embedder)  # looks for the extra
     directories = DirectoryService(uow, embedder=embedder)
+    gateway = Gateway(limiter=limiter, ledger=ledger, models=models, metrics=metrics)
     chat = ChatService(
         uow=uow,
-        limiter=limiter,
-        metrics=metrics,
         agents=agents,
         conversations=conversations,
-        ledger=ledger,
-        models=models,
+        gateway=gateway,
         memories=MemoryService(uow),
         directories=directories,
+    )
+    runs = RunManager(
+        runs=RunService(uow),
+        chat=chat,
+        lease=lease,
+        key_ttl_s=settings.run_idempotency_ttl_s,
+        poll_s=settings.run_poll_interval_s,
+        sweep_interval_s=settings.ledger_sweep_interval_s,
     )
     return Container(
         settings=settings,
@@ -103,12 +114,13 @@ async def build_container(settings: Settings, *, metrics: Metrics | None = None)
         ledger=ledger,
         models=models,
         chat=chat,
+        runs=runs,
         sweeper=Sweeper(ledger, interval_s=settings.ledger_sweep_interval_s),
         budgets=BudgetService(uow),
         limiter=limiter,
         metrics=metrics,
         loop_lag=LoopLagMonitor(metrics.loop_lag),
-        discussions=DiscussionService(agents=agents, chat=chat),
+        discussions=DiscussionService(agents=agents, gateway=gateway),
         directories=directories,
     )
 

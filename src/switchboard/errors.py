@@ -18,6 +18,7 @@
     │   ├── Forbidden               FORBIDDEN
     │   ├── NotFound                ACCOUNT_NOT_FOUND / AGENT_NOT_FOUND / KEY_NOT_FOUND …
     │   └── Conflict                ACCOUNT_ALREADY_EXISTS / AGENT_ALREADY_EXISTS …
+    │       └── ConversationBusy    CONVERSATION_BUSY (multitask_strategy=reject)
     │   ├── BudgetExceeded          BUDGET_EXCEEDED
     │   └── UpstreamRejected        PROVIDER_PERMANENT_ERROR (the provider refused the call)
     └── FatalError          the deployment is broken; an operator must act
@@ -114,6 +115,13 @@ class Conflict(PermanentError):
     default_code: ClassVar[str] = "CONFLICT"
 
 
+class ConversationBusy(Conflict):
+    """A run was refused because another run of its conversation is active (the ``reject``
+    multitask strategy); ``details.active_run_id`` names it."""
+
+    default_code: ClassVar[str] = "CONVERSATION_BUSY"
+
+
 # --- fatal -----------------------------------------------------------------------------------
 class ConfigurationError(FatalError):
     default_code: ClassVar[str] = "CONFIGURATION_ERROR"
@@ -177,3 +185,20 @@ class ProviderMisconfigured(FatalError):
     """A missing or rejected API key, an unknown provider: an operator must fix the config."""
 
     default_code: ClassVar[str] = "PROVIDER_MISCONFIGURED"
+
+
+def error_for_code(code: str, message: str, kind: str | None) -> SwitchboardError:
+    """Rebuild an error read back from storage (a run's outcome): the class whose default code
+    it is, else the class of its kind, with the stored code and message."""
+    by_kind: dict[str, type[SwitchboardError]] = {
+        "transient": TransientError,
+        "permanent": PermanentError,
+        "fatal": FatalError,
+    }
+    pending: list[type[SwitchboardError]] = [SwitchboardError]
+    while pending:
+        cls = pending.pop()
+        if cls.__dict__.get("default_code") == code and cls.kind == (kind or cls.kind):
+            return cls(message, code=code)
+        pending.extend(cls.__subclasses__())
+    return by_kind.get(kind or "fatal", FatalError)(message, code=code)

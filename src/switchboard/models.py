@@ -6,6 +6,7 @@ from switchboard.directory.models import DirectoryEntry, DirectoryNumber
 from switchboard.ledger.models import LlmRequest
 from switchboard.memories.models import Memory
 from switchboard.registry.models import Agent, AgentTag, ConfigLayer
+from switchboard.runs.models import Run, RunEvent
 from switchboard.tenancy.models import Account, ApiKey
 from switchboard.traffic.models import Budget, BudgetPeriod
 
@@ -24,4 +25,6 @@ __all__ = [
     "LlmRequest",
     "Memory",
     "Message",
+    "Run",
+    "RunEvent",
 ]

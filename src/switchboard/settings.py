@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     ledger_lease_ttl_s: float = Field(default=30.0, gt=0)
     ledger_heartbeat_interval_s: float = Field(default=10.0, gt=0)
 
+    # Runs: how long an Idempotency-Key is kept (then released by the sweep), and how often a
+    # process looks for stop requests and queue turns made by other processes.
+    run_idempotency_ttl_s: float = Field(default=86_400.0, gt=0)
+    run_poll_interval_s: float = Field(default=0.25, gt=0, le=10)
+
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_import_bytes: int = Field(default=64 * 1_048_576, ge=1024)  # entries:import bodies
     embedder: Literal["auto", "minilm", "none"] = "auto"  # semantic directory search

@@ -156,6 +156,7 @@ async def _victim(app: FastAPI, client: httpx.AsyncClient) -> tuple[str, dict[st
         "account": slug,
         "agent": "bot",
         "conversation_id": chat.json()["conversation_id"],
+        "run_id": chat.json()["run_id"],
         "key_id": items[0]["id"],
         "directory": "people",
         "entry_id": "e1",

@@ -18,7 +18,7 @@ from switchboard.directory.repository import DirectoryRepository
 from switchboard.directory.search import parse_filters
 from switchboard.directory.synthetic import locations, practitioners
 from switchboard.errors import InvalidRequest, NotFound
-from switchboard.runtime.chat import ChatInput
+from switchboard.runtime.runs import RunRequest
 from tests.directories import load, set_directories
 
 
@@ -432,10 +432,12 @@ async def test_seed_fills_the_demo_directory_once(container: Container) -> None:
     assert await container.directories.count(scope, "locations") == len(list(locations()))
     agent = await container.agents.resolve(scope, DIRECTORY_AGENT)
     assert agent.config.tools == ["search_directory", "get_directory_entry"]
-    question = ChatInput(message="find me cardiologists in Seattle who accept Medicare")
-    turn = await container.chat.prepare(scope, DIRECTORY_AGENT, question)
-    done = await container.chat.complete(turn)
-    top = done.reply.split("practitioners:", 1)[1].splitlines()[1]
+    question = RunRequest(message="find me cardiologists in Seattle who accept Medicare")
+    submitted = await container.runs.submit(scope, DIRECTORY_AGENT, question)
+    assert submitted.local is not None
+    outcome = await submitted.local.outcome
+    assert outcome.done is not None, outcome
+    top = outcome.done.reply.split("practitioners:", 1)[1].splitlines()[1]
     assert "specialty: Cardiology" in top
     assert "city: Seattle" in top
     assert "Medicare" in top

@@ -8,6 +8,7 @@ B's row; writing a row of B through it fails. Without an account, and without th
 from __future__ import annotations
 
 import ast
+import secrets
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -23,7 +24,7 @@ from switchboard.db.base import Base, utcnow
 from switchboard.db.scoping import CORE_TABLE_EXCEPTIONS, tenant_owned, tenant_owned_tables
 from switchboard.db.uow import AccountScope, CrossAccount, UnitOfWork, UnitOfWorkMisuse
 from switchboard.directory.repository import DirectoryRepository
-from switchboard.models import Agent, Budget, ConfigLayer, Conversation, DirectoryEntry
+from switchboard.models import Agent, Budget, ConfigLayer, Conversation, DirectoryEntry, Run
 from tests.conftest import unique
 
 TENANT_OWNED = [
@@ -37,6 +38,8 @@ TENANT_OWNED = [
     "llm_requests",
     "memories",
     "messages",
+    "run_events",
+    "runs",
 ]
 ANYONE = CrossAccount("test: rows of several accounts, written and checked")
 
@@ -86,6 +89,8 @@ def _row(table: str, scope: AccountScope, parents: dict[str, uuid.UUID], n: int)
             "deadline_at": utcnow(),
         },
         "memories": {"agent_slug": "a", "key": f"k{tag}", "value": "v"},
+        "runs": {"id": uuid.uuid4(), **_run_values(None, None)},
+        "run_events": {"run_id": parents.get("run"), "seq": n, "type": "t", "data": {}},
         "messages": {
             "id": uuid.uuid4(),
             "conversation_id": parents.get("conversation"),
@@ -109,14 +114,29 @@ async def _accounts(container: Container) -> tuple[AccountScope, AccountScope]:
 
 async def _parents(container: Container, scope: AccountScope) -> dict[str, uuid.UUID]:
     """An agent and a conversation of ``scope``, for the tables that point at them."""
-    agent, conversation = uuid.uuid4(), uuid.uuid4()
+    agent, conversation, run = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
 
     async def op(u: UnitOfWork) -> None:
         u.session.add(Agent(id=agent, slug=unique("p"), display_name="parent"))
         u.session.add(Conversation(id=conversation, agent_id=agent, agent_slug="p"))
+        u.session.add(Run(**_run_values(agent, conversation), id=run))
 
     await container.uow.run(op, scope=scope)
-    return {"agent": agent, "conversation": conversation}
+    return {"agent": agent, "conversation": conversation, "run": run}
+
+
+def _run_values(agent: uuid.UUID | None, conversation: uuid.UUID | None) -> dict[str, Any]:
+    return {
+        "agent_id": agent or uuid.uuid4(),
+        "agent_slug": "a",
+        "conversation_id": conversation or uuid.uuid4(),
+        "queue_seq": 1_000 + secrets.randbelow(10**9),
+        "status": "succeeded",
+        "multitask_strategy": "enqueue",
+        "on_disconnect": "continue",
+        "request": {},
+        "fingerprint": "f",
+    }
 
 
 def _pk_of(entity: type[Any]) -> list[Any]:

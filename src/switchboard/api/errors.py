@@ -53,6 +53,7 @@ _CODE_STATUS = {
     "INVALID_CURSOR": 400,
     "INVALID_QUERY": 400,
     "UNSUPPORTED_MEDIA_TYPE": 415,
+    "RUN_CANCELLED": 409,
 }
 _HTTP_CODES = {
     400: "INVALID_JSON",  # the framework's "error parsing the body" (e.g. not UTF-8)
@@ -135,7 +136,8 @@ class ErrorResponse(JSONResponse):
 
 def error_response(error: SwitchboardError) -> JSONResponse:
     status = status_for(error)
-    headers: dict[str, str] = {}
+    # The official OpenAI SDKs (and others) retry 408/409/429/5xx unless told otherwise.
+    headers: dict[str, str] = {"x-should-retry": "true" if error.retryable else "false"}
     if isinstance(error, TransientError):
         headers["Retry-After"] = str(max(1, math.ceil(error.retry_after_s or 1)))
     if isinstance(error, Unauthenticated):

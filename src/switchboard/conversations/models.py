@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, Uuid
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from switchboard.db.base import Base, JSONValue, UTCDateTime, utcnow
@@ -38,6 +38,7 @@ class Conversation(Base):
     summary: Mapped[str | None] = mapped_column(Text)
     summary_upto_seq: Mapped[int] = mapped_column(Integer, default=0)
     next_seq: Mapped[int] = mapped_column(Integer, default=1)
+    next_run_seq: Mapped[int] = mapped_column(Integer, default=1)  # runs queue in this order
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -55,5 +56,7 @@ class Message(Base):
     role: Mapped[str] = mapped_column(String(20))
     content: Mapped[str] = mapped_column(Text, default="")
     data: Mapped[Any] = mapped_column(JSONValue)  # the Pydantic AI message, for replay
-    run_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    run_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
+    # A rolled-back run's messages: kept for audit, never replayed to the model again.
+    excluded: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -42,6 +42,7 @@ class ConversationRepository:
                 default_key=default_key,
                 summary_upto_seq=0,
                 next_seq=1,
+                next_run_seq=1,
                 created_at=now,
                 updated_at=now,
             )
@@ -50,9 +51,16 @@ class ConversationRepository:
         await self._uow.session.execute(statement)
 
     async def add_new(
-        self, *, agent_id: uuid.UUID, agent_slug: str, user: str | None, first_seq_used: int
+        self,
+        *,
+        agent_id: uuid.UUID,
+        agent_slug: str,
+        user: str | None,
+        first_seq_used: int,
+        runs_queued: int = 0,
     ) -> Conversation:
-        """A brand-new conversation (its id is ours and fresh: nothing can conflict)."""
+        """A brand-new conversation (its id is ours and fresh: nothing can conflict), with
+        ``first_seq_used`` message seqs and ``runs_queued`` run seqs already taken."""
         now = utcnow()
         conversation = Conversation(
             id=uuid.uuid4(),
@@ -64,6 +72,7 @@ class ConversationRepository:
             summary=None,
             summary_upto_seq=0,
             next_seq=first_seq_used + 1,
+            next_run_seq=runs_queued + 1,
             created_at=now,
             updated_at=now,
         )
@@ -98,6 +107,26 @@ class ConversationRepository:
         )
         return int(result.scalar_one()) - count
 
+    async def allocate_run_seq(self, conversation_id: uuid.UUID) -> int:
+        """The next run queue position of a conversation (locks its row until commit, so runs
+        of one conversation are queued one at a time)."""
+        result = await self._uow.session.execute(
+            update(Conversation)
+            .where(Conversation.id == conversation_id, Conversation.account_id == self._account_id)
+            .values(next_run_seq=Conversation.next_run_seq + 1)
+            .returning(Conversation.next_run_seq)
+        )
+        return int(result.scalar_one()) - 1
+
+    async def exclude_run(self, run_id: uuid.UUID) -> None:
+        """A rolled-back run's messages leave the history (they stay for audit)."""
+        await self._uow.session.execute(
+            update(Message)
+            .where(Message.run_id == run_id, Message.account_id == self._account_id)
+            .values(excluded=True)
+            .execution_options(synchronize_session=False)
+        )
+
     async def add_messages(
         self,
         conversation_id: uuid.UUID,
@@ -105,6 +134,7 @@ class ConversationRepository:
         messages: Sequence[NewMessage],
         *,
         run_id: uuid.UUID | None,
+        excluded: bool = False,
     ) -> None:
         now = utcnow()
         for offset, message in enumerate(messages):
@@ -118,6 +148,7 @@ class ConversationRepository:
                     content=message.content,
                     data=message.data,
                     run_id=run_id,
+                    excluded=excluded,
                     created_at=now,
                 )
             )
@@ -128,12 +159,16 @@ class ConversationRepository:
             Message.conversation_id == conversation_id, Message.account_id == self._account_id
         )
 
+    def _history_of(self, conversation_id: uuid.UUID) -> Select[Message]:
+        """The messages the model is shown again (rolled-back runs' left out)."""
+        return self._messages_of(conversation_id).where(Message.excluded.is_(False))
+
     async def recent(
         self, conversation_id: uuid.UUID, *, before_seq: int, limit: int
     ) -> list[Message]:
         """The last ``limit`` messages before ``before_seq``, oldest first."""
         result = await self._uow.session.execute(
-            self._messages_of(conversation_id)
+            self._history_of(conversation_id)
             .where(Message.seq < before_seq)
             .order_by(Message.seq.desc())
             .limit(limit)
@@ -144,7 +179,7 @@ class ConversationRepository:
         self, conversation_id: uuid.UUID, *, after: int, before: int
     ) -> list[Message]:
         result = await self._uow.session.execute(
-            self._messages_of(conversation_id)
+            self._history_of(conversation_id)
             .where(Message.seq > after, Message.seq < before)
             .order_by(Message.seq)
         )

@@ -51,6 +51,7 @@ class MessageOut(BaseModel):
     content: str
     data: Any
     run_id: uuid.UUID | None
+    excluded: bool = False  # a rolled-back run's message: kept, never replayed to the model
     created_at: datetime
 
 

@@ -24,6 +24,15 @@ SUMMARY_SOURCE_LIMIT = 200
 
 
 @dataclass(frozen=True, slots=True)
+class Opened:
+    """The conversation a run is for, and the run's place in its queue."""
+
+    conversation_id: uuid.UUID
+    queue_seq: int
+    new: bool  # created by this run: its first message seq is reserved, no history
+
+
+@dataclass(frozen=True, slots=True)
 class TurnStart:
     conversation_id: uuid.UUID
     summary: str | None
@@ -44,53 +53,92 @@ class ConversationService:
     def __init__(self, uow: UnitOfWorkFactory) -> None:
         self._uow = uow
 
-    async def begin_turn(
-        self,
-        scope: AccountScope,
+    @staticmethod
+    async def open_in(
+        u: UnitOfWork,
         *,
         agent_id: uuid.UUID,
         agent_slug: str,
         ref: ConversationRef,
         user: str | None,
+    ) -> Opened:
+        """Find or create the conversation a run is for and give the run its queue position.
+        A new conversation's first message seq is reserved for the run's user message."""
+        repo = ConversationRepository(u)
+        if ref is None:
+            conversation = await repo.add_new(
+                agent_id=agent_id, agent_slug=agent_slug, user=user, first_seq_used=1, runs_queued=1
+            )
+            return Opened(conversation.id, 1, new=True)
+        conversation = await ConversationService._resolve(
+            repo, agent_id=agent_id, agent_slug=agent_slug, ref=ref, user=user
+        )
+        return Opened(conversation.id, await repo.allocate_run_seq(conversation.id), new=False)
+
+    @staticmethod
+    async def start_turn_in(
+        u: UnitOfWork,
+        opened: Opened,
+        *,
         message: NewMessage,
+        run_id: uuid.UUID,
         max_messages: int,
         summarize: bool,
     ) -> TurnStart:
-        """Find or create the conversation, store the user's message and load the history
-        window — one short unit of work, closed before any provider call."""
-
-        async def op(u: UnitOfWork) -> TurnStart:
-            repo = ConversationRepository(u)
-            if ref is None:  # a new conversation: no history to load, seq 1 is the message's
-                conversation = await repo.add_new(
-                    agent_id=agent_id, agent_slug=agent_slug, user=user, first_seq_used=1
+        """Store the run's user message and load the history window it sees."""
+        repo = ConversationRepository(u)
+        conversation_id = opened.conversation_id
+        if opened.new:  # seq 1 was reserved for this message; there is no history to load
+            await repo.add_messages(conversation_id, 1, [message], run_id=run_id)
+            return TurnStart(conversation_id, None, 1, [], [])
+        conversation = await repo.get(conversation_id)
+        if conversation is None:
+            raise conversation_not_found(conversation_id)
+        seq = await repo.allocate(conversation_id, 1)
+        await repo.add_messages(conversation_id, seq, [message], run_id=run_id)
+        history = _from_a_user_turn(
+            await repo.recent(conversation_id, before_seq=seq, limit=max_messages)
+        )
+        to_summarize: list[Message] = []
+        window_start = history[0].seq if history else seq
+        if summarize and window_start > conversation.summary_upto_seq + 1:
+            to_summarize = (
+                await repo.between(
+                    conversation_id, after=conversation.summary_upto_seq, before=window_start
                 )
-                await repo.add_messages(conversation.id, 1, [message], run_id=None)
-                return TurnStart(conversation.id, conversation.summary, 1, [], [])
-            conversation = await self._resolve(
-                repo, agent_id=agent_id, agent_slug=agent_slug, ref=ref, user=user
-            )
-            seq = await repo.allocate(conversation.id, 1)
-            await repo.add_messages(conversation.id, seq, [message], run_id=None)
-            history = _from_a_user_turn(
-                await repo.recent(conversation.id, before_seq=seq, limit=max_messages)
-            )
-            to_summarize: list[Message] = []
-            window_start = history[0].seq if history else seq
-            if summarize and window_start > conversation.summary_upto_seq + 1:
-                to_summarize = (
-                    await repo.between(
-                        conversation.id, after=conversation.summary_upto_seq, before=window_start
-                    )
-                )[-SUMMARY_SOURCE_LIMIT:]
-            return TurnStart(
-                conversation.id, conversation.summary, seq, _stored(history), _stored(to_summarize)
-            )
+            )[-SUMMARY_SOURCE_LIMIT:]
+        return TurnStart(
+            conversation_id, conversation.summary, seq, _stored(history), _stored(to_summarize)
+        )
 
-        return await self._uow.run(op, scope=scope)
+    @staticmethod
+    async def finish_turn_in(
+        u: UnitOfWork,
+        conversation_id: uuid.UUID,
+        messages: Sequence[NewMessage],
+        *,
+        run_id: uuid.UUID,
+        excluded: bool = False,
+    ) -> None:
+        """Append a run's new messages; ``excluded`` (a rolled-back run) also takes its earlier
+        messages out of the history."""
+        repo = ConversationRepository(u)
+        if messages:
+            first = await repo.allocate(conversation_id, len(messages))
+            await repo.add_messages(
+                conversation_id, first, messages, run_id=run_id, excluded=excluded
+            )
+        if excluded:
+            await repo.exclude_run(run_id)
 
+    @staticmethod
+    async def require_in(u: UnitOfWork, conversation_id: uuid.UUID) -> None:
+        """404 unless the conversation exists in the unit of work's account."""
+        if await ConversationRepository(u).get(conversation_id) is None:
+            raise conversation_not_found(conversation_id)
+
+    @staticmethod
     async def _resolve(
-        self,
         repo: ConversationRepository,
         *,
         agent_id: uuid.UUID,
@@ -133,24 +181,6 @@ class ConversationService:
     ) -> None:
         async def op(u: UnitOfWork) -> None:
             await ConversationRepository(u).set_summary(conversation_id, summary, upto_seq)
-
-        await self._uow.run(op, scope=scope)
-
-    async def finish_turn(
-        self,
-        scope: AccountScope,
-        conversation_id: uuid.UUID,
-        messages: Sequence[NewMessage],
-        *,
-        run_id: uuid.UUID,
-    ) -> None:
-        if not messages:
-            return
-
-        async def op(u: UnitOfWork) -> None:
-            repo = ConversationRepository(u)
-            first = await repo.allocate(conversation_id, len(messages))
-            await repo.add_messages(conversation_id, first, messages, run_id=run_id)
 
         await self._uow.run(op, scope=scope)
 

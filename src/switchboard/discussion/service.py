@@ -19,7 +19,7 @@ from switchboard.discussion.schemas import AnswerOut, DiscussionIn, DiscussionOu
 from switchboard.errors import ProviderTimeout, SwitchboardError
 from switchboard.money import nano_to_usd_str
 from switchboard.registry.service import AgentService, invalid_config
-from switchboard.runtime.chat import ChatService
+from switchboard.runtime.gateway import Gateway
 from switchboard.runtime.ledgered import CallRecord
 from switchboard.runtime.models import check_model
 
@@ -59,9 +59,9 @@ class Answer:
 
 
 class DiscussionService:
-    def __init__(self, *, agents: AgentService, chat: ChatService) -> None:
+    def __init__(self, *, agents: AgentService, gateway: Gateway) -> None:
         self._agents = agents
-        self._chat = chat
+        self._gateway = gateway
 
     async def _speaker(self, scope: AccountScope, name: str, account: EffectiveConfig) -> Speaker:
         """An agent of the account, or a model string on the account's config — which obeys
@@ -159,7 +159,7 @@ class DiscussionService:
         instructions: str | None = None,
     ) -> None:
         try:
-            model = self._chat.model_for(
+            model = self._gateway.model_for(
                 scope,
                 speaker.config,
                 kind="discussion",
@@ -171,7 +171,9 @@ class DiscussionService:
             agent: Agent[None, str] = Agent(
                 model, instructions=instructions or speaker.config.system_prompt
             )
-            result = await agent.run(prompt, model_settings=self._chat.settings_for(speaker.config))
+            result = await agent.run(
+                prompt, model_settings=self._gateway.settings_for(speaker.config)
+            )
             answer.text = str(result.output)
         except SwitchboardError as exc:
             answer.error = exc

@@ -15,8 +15,9 @@ import os
 import platform
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import insert, update
+from sqlalchemy import Select, insert, select, update
 
 from switchboard.db.base import utcnow
 from switchboard.db.uow import UnitOfWork, UnitOfWorkFactory
@@ -44,6 +45,12 @@ class LeaseRepository:
                 expires_at=now + timedelta(seconds=ttl_s),
             )
         )
+
+    @staticmethod
+    def expired(at: datetime) -> Select[Any]:
+        """The owners whose lease has expired by ``at`` (dead processes), as a subquery for
+        other tables' sweeps."""
+        return select(ProcessLease.owner_id).where(ProcessLease.expires_at < at)
 
     async def renew(self, owner_id: uuid.UUID, *, now: datetime, expires_at: datetime) -> bool:
         result = await self._uow.session.execute(

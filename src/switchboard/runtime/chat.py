@@ -1,16 +1,17 @@
-"""A chat turn. Three short units of work — begin (conversation + user message + history),
-the ledger rows around each provider call, finish (the new messages) — and none held while a
-provider call, a tool or the client's stream is awaited."""
+"""The turn a run executes: the agent on the gateway's model, its events mapped for clients, its
+new messages handed back for the run's last unit of work. No unit of work is held while a
+provider call, a tool or a client is awaited; this module writes only summaries (and, through
+the ledgered model, the ledger)."""
 
 from __future__ import annotations
 
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from pydantic_ai import Agent, UsageLimits
+from pydantic_ai import Agent, CancellationToken, UsageLimits, capture_run_messages
 from pydantic_ai.messages import (
     FunctionToolCallEvent,
     FunctionToolResultEvent,
@@ -27,44 +28,32 @@ from pydantic_ai.messages import (
     ToolReturnPart,
     UserPromptPart,
 )
-from pydantic_ai.models.openai import OpenAIChatModelSettings
 from pydantic_ai.run import AgentRunResultEvent
 
 from switchboard.cache import Cache
 from switchboard.config.schema import EffectiveConfig
 from switchboard.conversations.schemas import NewMessage, StoredMessage
-from switchboard.conversations.service import ConversationRef, ConversationService
+from switchboard.conversations.service import ConversationService
 from switchboard.db.uow import AccountScope, UnitOfWorkFactory
 from switchboard.directory.service import DirectoryService
 from switchboard.errors import Conflict
-from switchboard.ledger.service import CallContext, LedgerService
 from switchboard.memories.service import MemoryService
-from switchboard.metrics import Metrics
 from switchboard.registry.service import AgentService
-from switchboard.retry import RetryPolicy
 from switchboard.runtime.events import ChatEvent, Delta, Done, ToolCalled, ToolReturned
-from switchboard.runtime.ledgered import CallRecord, LedgeredModel, Traffic
-from switchboard.runtime.models import BuiltModel, ModelFactory
+from switchboard.runtime.gateway import Gateway
+from switchboard.runtime.ledgered import CallRecord, LedgeredModel
+from switchboard.runtime.models import BuiltModel
 from switchboard.runtime.prompts import SUMMARY_INSTRUCTIONS, summary_prompt
 from switchboard.runtime.tools.context import ToolContext
 from switchboard.runtime.tools.registry import build_tools, resolve
-from switchboard.traffic.limiter import Limiter
-from switchboard.traffic.limits import admission_for
 
 MAX_MODEL_REQUESTS = 12
 AGENT_CACHE_SIZE = 1000
 
 
 @dataclass(frozen=True, slots=True)
-class ChatInput:
-    message: str
-    conversation: ConversationRef = None
-    user: str | None = None
-
-
-@dataclass(slots=True)
-class PreparedTurn:
-    """Everything a turn needs after its first unit of work, and nothing holding a session."""
+class TurnPlan:
+    """An agent checked and its model and tools built — before anything is written."""
 
     scope: AccountScope
     agent_id: uuid.UUID
@@ -72,14 +61,38 @@ class PreparedTurn:
     config: EffectiveConfig
     built: BuiltModel
     agent: Agent[ToolContext, str]  # shared per tool set; holds no run state
+
+
+@dataclass(slots=True)
+class PreparedTurn:
+    """Everything a turn needs once its run has started, and nothing holding a session."""
+
+    plan: TurnPlan
+    run_id: uuid.UUID
     conversation_id: uuid.UUID
     history: list[StoredMessage]
     to_summarize: list[StoredMessage]
     summary: str | None
     message: str
-    run_id: uuid.UUID = field(default_factory=uuid.uuid4)
-    calls: list[CallRecord] = field(default_factory=list)
     streaming: bool = True  # a client watches the run live (else a cut stream is retried)
+    on_call: Callable[[CallRecord], None] | None = None
+    calls: list[CallRecord] = field(default_factory=list)
+    # The agent run's messages as they happen (history first): what a stopped run leaves.
+    captured: list[ModelMessage] = field(default_factory=list)
+    cancel_token: CancellationToken = field(default_factory=CancellationToken)
+
+    @property
+    def scope(self) -> AccountScope:
+        return self.plan.scope
+
+    @property
+    def config(self) -> EffectiveConfig:
+        return self.plan.config
+
+    def record(self, call: CallRecord) -> None:
+        self.calls.append(call)
+        if self.on_call is not None:
+            self.on_call(call)
 
 
 def _dump(message: ModelMessage) -> Any:
@@ -108,6 +121,55 @@ def user_message(text: str) -> NewMessage:
     return _as_stored(ModelRequest(parts=[UserPromptPart(content=text)]))
 
 
+STOPPED_TOOL_RESULT = "The run was stopped before this tool returned."
+
+
+def closed(messages: list[ModelMessage]) -> list[ModelMessage]:
+    """The messages of a stopped run made valid history: a response cut off mid-stream is left
+    out (truncated text is never a reply; its tool calls never ran), and every tool call left
+    without a result gets one saying so."""
+    out: list[ModelMessage] = []
+    for message in messages:
+        if isinstance(message, ModelResponse) and message.state != "complete":
+            continue
+        if isinstance(message, ModelRequest) and message.state != "complete":
+            message = replace(message, state="complete")
+        out.append(message)
+    answered = {
+        part.tool_call_id
+        for message in out
+        if isinstance(message, ModelRequest)
+        for part in message.parts
+        if isinstance(part, ToolReturnPart | RetryPromptPart)
+    }
+    results = [
+        ToolReturnPart(
+            tool_name=part.tool_name, content=STOPPED_TOOL_RESULT, tool_call_id=part.tool_call_id
+        )
+        for message in out
+        if isinstance(message, ModelResponse)
+        for part in message.parts
+        if isinstance(part, ToolCallPart) and part.tool_call_id not in answered
+    ]
+    if results:
+        last = out[-1]
+        if isinstance(last, ModelRequest) and not any(
+            isinstance(p, UserPromptPart) for p in last.parts
+        ):
+            out[-1] = replace(last, parts=[*last.parts, *results])
+        else:
+            out.append(ModelRequest(parts=list(results)))
+    return out
+
+
+def new_messages(messages: list[ModelMessage]) -> list[NewMessage]:
+    """A run's messages as stored: the user's (stored when the run started) left out."""
+    stored = [_as_stored(m) for m in messages]
+    if stored and stored[0].role == "user":
+        stored = stored[1:]
+    return stored
+
+
 class ChatService:
     def __init__(
         self,
@@ -115,20 +177,14 @@ class ChatService:
         uow: UnitOfWorkFactory,
         agents: AgentService,
         conversations: ConversationService,
-        ledger: LedgerService,
-        models: ModelFactory,
+        gateway: Gateway,
         memories: MemoryService,
         directories: DirectoryService,
-        limiter: Limiter,
-        metrics: Metrics | None = None,
     ) -> None:
-        self._limiter = limiter
-        self._metrics = metrics
         self._uow = uow
         self._agents = agents
         self._conversations = conversations
-        self._ledger = ledger
-        self._models = models
+        self._gateway = gateway
         self._memories = memories
         self._directories = directories
         # Tool set → Agent: a pure function of the key, so never stale; no TTL, no
@@ -137,113 +193,39 @@ class ChatService:
             AGENT_CACHE_SIZE
         )
 
-    async def prepare(self, scope: AccountScope, agent_slug: str, chat: ChatInput) -> PreparedTurn:
-        """Validate everything a client can get wrong, before any stream starts."""
+    async def plan(self, scope: AccountScope, agent_slug: str) -> TurnPlan:
+        """Check everything a client can get wrong about the agent, before anything is
+        written: it exists and is enabled, its tools resolve, its model builds."""
         resolved = await self._agents.resolve(scope, agent_slug)
         if not resolved.agent.enabled:
             raise Conflict(f"agent '{agent_slug}' is disabled", code="AGENT_DISABLED")
         config = resolved.config
-        agent = self._agent_for(config)  # a broken tool path fails here, not mid-run
-        built = self._models.build(config)
-        start = await self._conversations.begin_turn(
-            scope,
-            agent_id=resolved.agent.id,
-            agent_slug=agent_slug,
-            ref=chat.conversation,
-            user=chat.user,
-            message=user_message(chat.message),
-            max_messages=config.memory.max_messages,
-            summarize=config.memory.summarize,
-        )
-        return PreparedTurn(
+        return TurnPlan(
             scope=scope,
             agent_id=resolved.agent.id,
             agent_slug=agent_slug,
             config=config,
-            built=built,
-            agent=agent,
-            conversation_id=start.conversation_id,
-            history=start.history,
-            to_summarize=start.to_summarize,
-            summary=start.summary,
-            message=chat.message,
+            built=self._gateway.models.build(config),
+            agent=self._agent_for(config),  # a broken tool path fails here, not mid-run
         )
-
-    def model_for(
-        self,
-        scope: AccountScope,
-        config: EffectiveConfig,
-        *,
-        kind: str,
-        run_id: uuid.UUID,
-        on_call: Callable[[CallRecord], None],
-        agent_id: uuid.UUID | None = None,
-        agent_slug: str | None = None,
-        conversation_id: uuid.UUID | None = None,
-        built: BuiltModel | None = None,
-        buffered: bool = False,
-    ) -> LedgeredModel:
-        """The model of ``config`` behind the one admission path: limits, retries, budget and
-        the write-ahead ledger. Every provider call Switchboard makes goes through one."""
-        built = built or self._models.build(config)
-        retry = config.retry
-        traffic = Traffic(
-            limiter=self._limiter,
-            admission=admission_for(
-                config, provider=built.provider, model=built.name, account=str(scope.id)
-            ),
-            retry=RetryPolicy(
-                attempts=retry.attempts,
-                base_s=retry.base_s,
-                cap_s=retry.cap_s,
-                max_total_s=retry.deadline_s,
-            ),
-            max_tokens=config.model_settings.max_tokens,
-            metrics=self._metrics,
-            buffered=buffered,
-        )
-        ctx = CallContext(
-            scope=scope,
-            run_id=run_id,
-            provider=built.provider,
-            model=built.name,
-            kind=kind,
-            agent_id=agent_id,
-            agent_slug=agent_slug,
-            conversation_id=conversation_id,
-            timeout_s=config.request_timeout_s,
-            store_bodies=config.ledger.store_bodies,
-            prices=config.prices,
-        )
-        return LedgeredModel(
-            built.model, ledger=self._ledger, ctx=ctx, traffic=traffic, on_call=on_call
-        )
-
-    def settings_for(self, config: EffectiveConfig) -> OpenAIChatModelSettings:
-        settings = OpenAIChatModelSettings(max_tokens=config.model_settings.max_tokens)
-        if config.model_settings.temperature is not None:
-            settings["temperature"] = config.model_settings.temperature
-        if config.model_settings.top_p is not None:
-            settings["top_p"] = config.model_settings.top_p
-        if self._models.continuous_usage(config):  # ignored by non-OpenAI models
-            settings["openai_continuous_usage_stats"] = True
-        return settings
 
     def _model(self, turn: PreparedTurn, kind: str) -> LedgeredModel:
-        return self.model_for(
+        return self._gateway.model_for(
             turn.scope,
             turn.config,
             kind=kind,
             run_id=turn.run_id,
-            on_call=turn.calls.append,
-            agent_id=turn.agent_id,
-            agent_slug=turn.agent_slug,
+            on_call=turn.record,
+            agent_id=turn.plan.agent_id,
+            agent_slug=turn.plan.agent_slug,
             conversation_id=turn.conversation_id,
-            built=turn.built,
+            built=turn.plan.built,
             buffered=not turn.streaming,
         )
 
     async def run(self, turn: PreparedTurn) -> AsyncIterator[ChatEvent]:
+        """Text deltas, tool calls and results as they happen, then ``Done`` with the reply and
+        the new messages (written by the run's last unit of work, not here)."""
         if turn.to_summarize:
             await self._summarize(turn)
         instructions = turn.config.system_prompt
@@ -252,8 +234,8 @@ class ChatService:
         deps = ToolContext(
             uow=self._uow,
             account=turn.scope,
-            agent_id=turn.agent_id,
-            agent_slug=turn.agent_slug,
+            agent_id=turn.plan.agent_id,
+            agent_slug=turn.plan.agent_slug,
             conversation_id=turn.conversation_id,
             run_id=turn.run_id,
             memories=self._memories,
@@ -264,15 +246,39 @@ class ChatService:
             [m.data for m in turn.history]
         )
         reply = ""
-        new_messages: list[ModelMessage] = []
-        async with turn.agent.run_stream_events(
+        produced: list[ModelMessage] = []
+        with capture_run_messages() as captured:
+            turn.captured = captured
+            async for event in self._events(turn, history, deps, instructions):
+                if isinstance(event, AgentRunResultEvent):
+                    reply = str(event.result.output)
+                    produced = event.result.new_messages()
+                else:
+                    yield event
+        yield self._done(turn, reply, new_messages(produced))
+
+    def stopped_messages(self, turn: PreparedTurn) -> list[NewMessage]:
+        """What a run stopped midway (cancelled, failed) leaves in its conversation: the
+        messages so far, every open tool call closed."""
+        produced = turn.captured[len(turn.history) :]
+        return new_messages(closed(produced))
+
+    async def _events(
+        self,
+        turn: PreparedTurn,
+        history: list[ModelMessage],
+        deps: ToolContext,
+        instructions: str,
+    ) -> AsyncIterator[ChatEvent | AgentRunResultEvent[str]]:
+        async with turn.plan.agent.run_stream_events(
             turn.message,
             message_history=history,
             deps=deps,
             model=self._model(turn, "chat"),
             instructions=instructions,
-            model_settings=self.settings_for(turn.config),
+            model_settings=self._gateway.settings_for(turn.config),
             usage_limits=UsageLimits(request_limit=MAX_MODEL_REQUESTS),
+            cancellation_token=turn.cancel_token,
         ) as events:
             async for event in events:
                 if isinstance(event, PartStartEvent) and isinstance(event.part, TextPart):
@@ -294,15 +300,7 @@ class ChatService:
                     )
                     yield ToolReturned(part.tool_call_id, part.tool_name, content)
                 elif isinstance(event, AgentRunResultEvent):
-                    reply = str(event.result.output)
-                    new_messages = event.result.new_messages()
-        stored = [_as_stored(m) for m in new_messages]
-        if stored and stored[0].role == "user":
-            stored = stored[1:]  # the user's message was stored when the turn began
-        await self._conversations.finish_turn(
-            turn.scope, turn.conversation_id, stored, run_id=turn.run_id
-        )
-        yield self._done(turn, reply)
+                    yield event
 
     def _agent_for(self, config: EffectiveConfig) -> Agent[ToolContext, str]:
         """Agents differ only by their tools here (model, instructions and settings are given
@@ -324,10 +322,11 @@ class ChatService:
             self._agents_by_tools.put(key, agent)
         return agent
 
-    def _done(self, turn: PreparedTurn, reply: str) -> Done:
+    def _done(self, turn: PreparedTurn, reply: str, messages: list[NewMessage]) -> Done:
         return Done(
             conversation_id=turn.conversation_id,
             reply=reply,
+            messages=tuple(messages),
             llm_request_ids=[c.row_id for c in turn.calls],
             input_tokens=sum(c.usage.input_tokens for c in turn.calls),
             output_tokens=sum(c.usage.output_tokens for c in turn.calls),
@@ -349,13 +348,3 @@ class ChatService:
             turn.scope, turn.conversation_id, turn.summary, turn.to_summarize[-1].seq
         )
         turn.to_summarize = []
-
-    async def complete(self, turn: PreparedTurn) -> Done:
-        """Run a turn to the end (the non-streaming API)."""
-        turn.streaming = False
-        done: Done | None = None
-        async for event in self.run(turn):
-            if isinstance(event, Done):
-                done = event
-        assert done is not None
-        return done

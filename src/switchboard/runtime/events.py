@@ -6,6 +6,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from switchboard.conversations.schemas import NewMessage
+
 
 @dataclass(frozen=True, slots=True)
 class Delta:
@@ -30,6 +32,7 @@ class ToolReturned:
 class Done:
     conversation_id: uuid.UUID
     reply: str
+    messages: tuple[NewMessage, ...] = ()  # the turn's new messages, for the run to store
     llm_request_ids: list[uuid.UUID] = field(default_factory=list)
     input_tokens: int = 0
     output_tokens: int = 0

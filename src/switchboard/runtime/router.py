@@ -1,23 +1,31 @@
+"""The run resource — create (background, stream or wait), read, wait, follow its events from
+any point (``Last-Event-ID``), cancel, list a conversation's runs — and ``POST …/chat``, the
+thin form of a run (enqueue, cancelled when its client goes away) answering as it always has:
+the reply as JSON, or text deltas, tool calls and results and ``done`` as Server-Sent Events."""
+
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import AsyncIterator
+import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from switchboard.api.deps import AgentSlug, ContainerDep, ScopeDep
 from switchboard.api.errors import error_body
-from switchboard.errors import SwitchboardError
-from switchboard.runtime.chat import ChatInput, PreparedTurn
-from switchboard.runtime.events import Delta, Done, ToolCalled, ToolReturned
-from switchboard.runtime.schemas import ChatIn, ChatOut
+from switchboard.errors import InvalidRequest, NotFound, error_for_code
+from switchboard.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from switchboard.runs.schemas import EventView, RunOut, RunPage, RunView
+from switchboard.runtime.delivery import PING_S, run_events, unless_disconnected
+from switchboard.runtime.runs import RunRequest
+from switchboard.runtime.schemas import ChatIn, ChatOut, IdempotencyKey, RunIn
+from switchboard.schemas import SafeStr
 
-log = logging.getLogger("switchboard.chat")
 router = APIRouter(prefix="/v1/accounts/{account}/agents/{agent}", tags=["chat"])
+WAIT_S = 24 * 3600.0
+_CHAT_EVENTS = ("delta", "tool_call", "tool_result")
 
 
 @router.post(
@@ -31,43 +39,250 @@ async def chat(
     body: ChatIn,
     scope: ScopeDep,
     container: ContainerDep,
+    request: Request,
+    idempotency_key: IdempotencyKey = None,
     accept: Annotated[str | None, Header()] = None,
 ) -> Any:
-    turn = await container.chat.prepare(
+    stream = body.stream or (accept is not None and "text/event-stream" in accept)
+    runs = container.runs
+    submitted = await runs.submit(
         scope,
         agent,
-        ChatInput(message=body.message, conversation=body.conversation_id, user=body.user),
+        RunRequest(
+            message=body.message,
+            conversation=body.conversation_id,
+            user=body.user,
+            on_disconnect="cancel",
+        ),
+        idempotency_key=idempotency_key,
+        streaming=stream,
     )
-    if body.stream or (accept is not None and "text/event-stream" in accept):
-        return EventSourceResponse(_events(container.chat.run(turn), turn), ping=15)
-    done = await container.chat.complete(turn)
-    return JSONResponse(ChatOut.of(done).model_dump(mode="json"))
+    run = submitted.run
+    headers = {"Idempotent-Replayed": "true"} if submitted.replayed else {}
+    if stream:
+        return EventSourceResponse(
+            run_events(runs, scope, run.id, after=0, cancel_on_disconnect=True, render=_chat_event),
+            ping=PING_S,
+            headers=headers,
+        )
+    if submitted.local is not None:
+        outcome = await unless_disconnected(
+            request, submitted.local.outcome, lambda: runs.disconnected(scope, run.id)
+        )
+        if outcome.error is not None:
+            raise outcome.error
+        final = outcome.run
+    else:
+        final = await runs.wait(scope, run.id, timeout_s=WAIT_S)
+    return JSONResponse(_chat_out(final).model_dump(mode="json"), headers=headers)
 
 
-async def _events(run: AsyncIterator[Any], turn: PreparedTurn) -> AsyncIterator[ServerSentEvent]:
-    try:
-        async for event in run:
-            if isinstance(event, Delta):
-                yield ServerSentEvent(json.dumps({"text": event.text}), event="delta")
-            elif isinstance(event, ToolCalled):
-                yield ServerSentEvent(
-                    json.dumps(
-                        {"id": event.id, "name": event.name, "args": event.args}, default=str
-                    ),
-                    event="tool_call",
-                )
-            elif isinstance(event, ToolReturned):
-                yield ServerSentEvent(
-                    json.dumps({"id": event.id, "name": event.name, "content": event.content}),
-                    event="tool_result",
-                )
-            elif isinstance(event, Done):
-                yield ServerSentEvent(ChatOut.of(event).model_dump_json(), event="done")
-    except SwitchboardError as exc:
-        log.warning("chat run %s failed: %s", turn.run_id, exc)
-        body = error_body(exc.code, exc.message, retryable=exc.retryable, kind=exc.kind)
-        yield ServerSentEvent(json.dumps(body), event="error")
-    except Exception:
-        log.exception("chat run %s failed", turn.run_id)
-        body = error_body("INTERNAL_ERROR", "internal server error", retryable=False, kind="fatal")
-        yield ServerSentEvent(json.dumps(body), event="error")
+def _chat_out(run: RunView) -> ChatOut:
+    if run.status != "succeeded" or not run.result:
+        cancelled = run.status == "cancelled"
+        raise error_for_code(
+            run.error_code or ("RUN_CANCELLED" if cancelled else "RUN_INTERRUPTED"),
+            run.error_message or f"the run was {run.status}",
+            run.error_class or ("permanent" if cancelled else "transient"),
+        )
+    return ChatOut.model_validate(
+        {"conversation_id": run.conversation_id, "run_id": run.id, **run.result}
+    )
+
+
+def _chat_event(event: EventView) -> ServerSentEvent | None:
+    """The run's events as /chat has always streamed them."""
+    data = event.data
+    if event.type in _CHAT_EVENTS:
+        return ServerSentEvent(json.dumps(data, ensure_ascii=False), event=event.type)
+    if event.type == "done":
+        out = ChatOut.model_validate(data)
+        return ServerSentEvent(out.model_dump_json(), event="done")
+    if event.type == "error":
+        body = error_body(
+            data["code"], data["message"], retryable=data["retryable"], kind=data["class"]
+        )
+        return ServerSentEvent(json.dumps(body), event="error")
+    if event.type in ("cancelled", "interrupted"):
+        cancelled = event.type == "cancelled"
+        body = error_body(
+            "RUN_CANCELLED" if cancelled else "RUN_INTERRUPTED",
+            f"the run was {event.type}",
+            retryable=not cancelled,
+            kind="permanent" if cancelled else "transient",
+        )
+        return ServerSentEvent(json.dumps(body), event="error")
+    return None
+
+
+runs_router = APIRouter(prefix="/v1/accounts/{account}", tags=["runs"])
+RUNS = "/agents/{agent}/runs"
+MAX_WAIT_S = 300.0
+
+
+def _run_response(
+    run: RunView, *, status: int = 200, replayed: bool = False, headers: dict[str, str]
+) -> Any:
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(RunOut.of(run).model_dump(mode="json"), status_code=status, headers=headers)
+
+
+def _of_agent(run: RunView, agent: str) -> RunView:
+    if run.agent_slug != agent:
+        raise NotFound(f"run '{run.id}' not found", code="RUN_NOT_FOUND")
+    return run
+
+
+@runs_router.post(
+    RUNS,
+    response_model=RunOut,
+    status_code=200,
+    summary="Start a run: wait for it (default), stream its events, or run it in the background",
+    responses={
+        202: {"model": RunOut, "description": "Accepted: a background run"},
+        200: {"content": {"text/event-stream": {}}},
+    },
+)
+async def create_run(
+    agent: AgentSlug,
+    body: RunIn,
+    scope: ScopeDep,
+    container: ContainerDep,
+    request: Request,
+    idempotency_key: IdempotencyKey = None,
+    accept: Annotated[str | None, Header()] = None,
+) -> Any:
+    if body.background and body.on_disconnect == "cancel":
+        raise InvalidRequest(
+            "a background run always continues: on_disconnect=cancel needs background=false",
+            code="VALIDATION_ERROR",
+        )
+    stream = body.stream or (accept is not None and "text/event-stream" in accept)
+    if body.background and stream:
+        raise InvalidRequest(
+            "choose background (202 now) or stream (events now), not both; follow a "
+            "background run at its events URL",
+            code="VALIDATION_ERROR",
+        )
+    runs = container.runs
+    submitted = await runs.submit(
+        scope,
+        agent,
+        RunRequest(
+            message=body.message,
+            conversation=body.conversation_id,
+            user=body.user,
+            strategy=body.multitask_strategy,
+            on_disconnect="continue" if body.background else (body.on_disconnect or "continue"),
+            background=body.background,
+        ),
+        idempotency_key=idempotency_key,
+        streaming=stream,
+    )
+    run = submitted.run
+    location = str(request.url_for("get_run", account=scope.slug, agent=agent, run_id=run.id))
+    if body.background:
+        return _run_response(
+            run, status=202, replayed=submitted.replayed, headers={"Location": location}
+        )
+    cancel = run.on_disconnect == "cancel"
+    if stream:
+        headers = {"Content-Location": location}
+        if submitted.replayed:
+            headers["Idempotent-Replayed"] = "true"
+        return EventSourceResponse(
+            run_events(runs, scope, run.id, after=0, cancel_on_disconnect=cancel),
+            ping=PING_S,
+            headers=headers,
+        )
+    if submitted.local is not None:
+        outcome = await unless_disconnected(
+            request,
+            submitted.local.outcome,
+            (lambda: runs.disconnected(scope, run.id)) if cancel else (lambda: None),
+        )
+        final = outcome.run
+    else:
+        final = await runs.wait(scope, run.id, timeout_s=WAIT_S)
+    return _run_response(final, replayed=submitted.replayed, headers={"Content-Location": location})
+
+
+@runs_router.get(RUNS + "/{run_id}", response_model=RunOut, summary="A run", name="get_run")
+async def get_run(
+    agent: AgentSlug, run_id: uuid.UUID, scope: ScopeDep, container: ContainerDep
+) -> RunOut:
+    return RunOut.of(_of_agent(await container.runs.runs.get(scope, run_id), agent))
+
+
+@runs_router.get(
+    RUNS + "/{run_id}/wait",
+    response_model=RunOut,
+    summary="The run once it has ended (or as it is after timeout_s)",
+)
+async def wait_run(
+    agent: AgentSlug,
+    run_id: uuid.UUID,
+    scope: ScopeDep,
+    container: ContainerDep,
+    timeout_s: Annotated[float, Query(gt=0, le=MAX_WAIT_S)] = 60.0,
+) -> RunOut:
+    _of_agent(await container.runs.runs.get(scope, run_id), agent)
+    return RunOut.of(await container.runs.wait(scope, run_id, timeout_s=timeout_s))
+
+
+@runs_router.get(
+    RUNS + "/{run_id}/events",
+    summary="The run's events as Server-Sent Events, from the start or after Last-Event-ID",
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def run_events_route(
+    agent: AgentSlug,
+    run_id: uuid.UUID,
+    scope: ScopeDep,
+    container: ContainerDep,
+    after: Annotated[int | None, Query(ge=0, le=2**31 - 1)] = None,
+    last_event_id: Annotated[SafeStr | None, Header(alias="Last-Event-ID", max_length=20)] = None,
+) -> Any:
+    _of_agent(await container.runs.runs.get(scope, run_id), agent)
+    start = after
+    if start is None and last_event_id is not None:
+        if not last_event_id.isdigit():
+            raise InvalidRequest(
+                "Last-Event-ID must be the id of an event of this run", code="INVALID_EVENT_ID"
+            )
+        start = int(last_event_id)
+    return EventSourceResponse(
+        run_events(container.runs, scope, run_id, after=start or 0, cancel_on_disconnect=False),
+        ping=PING_S,
+    )
+
+
+@runs_router.post(
+    RUNS + "/{run_id}/cancel",
+    response_model=RunOut,
+    summary="Cancel a pending or running run (idempotent; an ended run is returned as it is)",
+)
+async def cancel_run(
+    agent: AgentSlug, run_id: uuid.UUID, scope: ScopeDep, container: ContainerDep
+) -> RunOut:
+    _of_agent(await container.runs.runs.get(scope, run_id), agent)
+    return RunOut.of(await container.runs.cancel(scope, run_id))
+
+
+@runs_router.get(
+    "/conversations/{conversation_id}/runs",
+    response_model=RunPage,
+    summary="A conversation's runs, newest first",
+)
+async def conversation_runs(
+    conversation_id: uuid.UUID,
+    scope: ScopeDep,
+    container: ContainerDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    cursor: Annotated[SafeStr | None, Query(max_length=500)] = None,
+) -> RunPage:
+    rows, next_cursor = await container.runs.runs.of_conversation(
+        scope, conversation_id, cursor=cursor, limit=limit
+    )
+    return RunPage(items=[RunOut.of(r) for r in rows], next_cursor=next_cursor)

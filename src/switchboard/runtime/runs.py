@@ -1,0 +1,649 @@
+"""Runs executed by this process. ``submit`` checks the agent, creates the run (one unit of
+work: idempotent, queued behind the conversation's active run, started at once when nothing is
+ahead) and executes it in a task of its own, so a client that goes away does not take the run
+with it. The pipeline of one run:
+
+    wait for its turn (pending → running)      one unit of work per try
+    the turn: the agent on the gateway's model  ledger rows around each provider call
+    events stored as they come (coalesced)      one unit of work per flush, only while watched
+    finish: status, result, messages, events   one unit of work, conditional on ``running``
+
+A run asked to stop (cancel, a later run's interrupt or rollback, shutdown) is cancelled in its
+task: the ledger settles its calls as cancelled and the finish stores the messages so far with
+every open tool call closed. Stop requests made by other processes are picked up by a watcher
+that polls this process's running runs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic_ai import CancellationToken
+from pydantic_ai.exceptions import RunCancelled
+
+from switchboard.conversations.service import ConversationRef, TurnStart
+from switchboard.db.base import utcnow
+from switchboard.db.uow import AccountScope
+from switchboard.errors import SwitchboardError, TransientError, error_for_code
+from switchboard.ledger.leases import OwnerLease
+from switchboard.money import nano_to_usd_str
+from switchboard.periodic import every
+from switchboard.runs.schemas import TERMINAL_STATUSES, EventData, EventView, RunView
+from switchboard.runs.service import NewRun, RunService
+from switchboard.runtime.chat import ChatService, PreparedTurn, TurnPlan, user_message
+from switchboard.runtime.events import Delta, Done, ToolCalled, ToolReturned
+from switchboard.runtime.ledgered import CallRecord
+
+log = logging.getLogger("switchboard.runs")
+
+LIVE_FLUSH_S = 0.2  # how long text deltas wait to be stored while someone watches the run
+QUIET_FLUSH_S = 1.0  # … while nobody does (followers in other processes still see progress)
+WATCH_POLL_S = 0.25  # how often a run checks whether someone started watching it
+Phase = Literal["waiting", "turn", "finishing"]
+
+
+@dataclass(frozen=True, slots=True)
+class RunRequest:
+    message: str
+    conversation: ConversationRef = None
+    user: str | None = None
+    strategy: str = "enqueue"
+    on_disconnect: str = "continue"
+    background: bool = False
+
+    def fingerprint(self, agent_slug: str) -> str:
+        """What makes two requests the same run (``stream`` is only how it is delivered)."""
+        body = {
+            "agent": agent_slug,
+            "message": self.message,
+            "conversation_id": None if self.conversation is None else str(self.conversation),
+            "user": self.user,
+            "multitask_strategy": self.strategy,
+            "on_disconnect": self.on_disconnect,
+            "background": self.background,
+        }
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a run executed here ended: its final row, and the error that failed it."""
+
+    run: RunView
+    done: Done | None = None
+    error: SwitchboardError | None = None
+
+
+@dataclass(slots=True)
+class LocalRun:
+    run: RunView
+    scope: AccountScope
+    task: asyncio.Task[None] | None = None
+    phase: Phase = "waiting"
+    stop_reason: str | None = None
+    cancelling: bool = False
+    token: CancellationToken | None = None
+    outcome: asyncio.Future[Outcome] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+    def stop(self, reason: str) -> None:
+        """Stop the run at its next await (while waiting or during its turn; a run already
+        finishing finishes)."""
+        if self.stop_reason is None or reason == "rollback":
+            self.stop_reason = reason
+        if self.phase == "turn" and self.token is not None:
+            # Pydantic AI's own cancellation: the agent's background task stops, its provider
+            # calls are settled as cancelled, and the run raises RunCancelled.
+            self.token.cancel()
+        elif self.task is not None and self.phase == "waiting" and not self.cancelling:
+            # Once: a second cancel would cut short the settlements the first one started.
+            self.cancelling = True
+            self.task.cancel()
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    run: RunView
+    replayed: bool
+    local: LocalRun | None  # set when this process executes the run
+
+
+class EventHub:
+    """Wakes whoever follows a run in this process when its events were stored (followers in
+    other processes poll)."""
+
+    def __init__(self) -> None:
+        self._changed: dict[uuid.UUID, asyncio.Event] = {}
+        self._listeners: dict[uuid.UUID, int] = {}
+
+    def changed(self, key: uuid.UUID) -> asyncio.Event:
+        """Take this before reading, then wait on it: no wake-up is lost in between."""
+        found = self._changed.get(key)
+        if found is None:
+            found = self._changed[key] = asyncio.Event()
+        return found
+
+    def notify(self, key: uuid.UUID) -> None:
+        found = self._changed.pop(key, None)
+        if found is not None:
+            found.set()
+
+    def watched(self, key: uuid.UUID) -> bool:
+        return self._listeners.get(key, 0) > 0
+
+    @contextlib.contextmanager
+    def listening(self, key: uuid.UUID) -> Any:
+        self._listeners[key] = self._listeners.get(key, 0) + 1
+        try:
+            yield
+        finally:
+            left = self._listeners[key] - 1
+            if left:
+                self._listeners[key] = left
+            else:
+                del self._listeners[key]
+
+
+def _call_event(call: CallRecord) -> EventData:
+    return (
+        "provider_call",
+        {
+            "llm_request_id": str(call.row_id),
+            "status": call.status,
+            "error_code": call.error_code,
+            "input_tokens": call.usage.input_tokens,
+            "output_tokens": call.usage.output_tokens,
+            "cached_tokens": call.usage.cached_tokens,
+            "usage_source": call.usage.source,
+            "cost_usd": nano_to_usd_str(call.cost.nano_usd),
+        },
+    )
+
+
+def _result(calls: list[CallRecord], reply: str) -> dict[str, Any]:
+    return {
+        "reply": reply,
+        "llm_request_ids": [str(c.row_id) for c in calls],
+        "usage": {
+            "input_tokens": sum(c.usage.input_tokens for c in calls),
+            "output_tokens": sum(c.usage.output_tokens for c in calls),
+        },
+        "cost_usd": nano_to_usd_str(sum(c.cost.nano_usd for c in calls)),
+    }
+
+
+class _Events:
+    """A run's events on their way to the database: text deltas coalesced, stored in order,
+    followers woken once they are committed."""
+
+    def __init__(self, manager: RunManager, scope: AccountScope, run_id: uuid.UUID) -> None:
+        self._manager = manager
+        self._scope = scope
+        self._run_id = run_id
+        self.pending: list[EventData] = []
+        self._flushed = time.monotonic()
+        self.lock = asyncio.Lock()  # batches are stored in the order they were taken
+        self._flusher: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Store what is pending on a timer too: a follower that attaches while the run waits
+        on a long tool call sees what happened before it."""
+        self._flusher = asyncio.create_task(self._flush_periodically(), name="run-events")
+
+    async def stop(self) -> None:
+        """Stop the timer (after any flush in progress); what is pending stays for the finish."""
+        if self._flusher is None:
+            return
+        async with self.lock:
+            self._flusher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._flusher
+        self._flusher = None
+
+    async def _flush_periodically(self) -> None:
+        while True:
+            watched = self._manager.hub.watched(self._run_id)
+            await asyncio.sleep(LIVE_FLUSH_S if watched else WATCH_POLL_S)
+            try:
+                await self.tick(urgent=False)
+            except Exception as exc:  # the run's own flushes and finish report failures
+                log.warning("storing events of run %s failed: %s", self._run_id, exc)
+
+    def push(self, kind: str, data: dict[str, Any]) -> None:
+        if kind == "delta" and self.pending and self.pending[-1][0] == "delta":
+            self.pending[-1] = ("delta", {"text": self.pending[-1][1]["text"] + data["text"]})
+        else:
+            self.pending.append((kind, data))
+
+    async def tick(self, urgent: bool) -> None:
+        """Store what is pending if someone watches (at once for tool events, every
+        LIVE_FLUSH_S for text) or, when nobody does, every QUIET_FLUSH_S."""
+        if not self.pending:
+            return
+        watched = self._manager.hub.watched(self._run_id)
+        wait = (0.0 if urgent else LIVE_FLUSH_S) if watched else QUIET_FLUSH_S
+        if time.monotonic() - self._flushed >= wait:
+            async with self.lock:
+                await self._flush()
+
+    async def _flush(self) -> None:
+        if not self.pending:
+            return
+        events, self.pending = self.pending, []
+        self._flushed = time.monotonic()
+        stored = await self._manager.runs.append_events(self._scope, self._run_id, events)
+        if stored is None:
+            raise RunLost(f"run '{self._run_id}' is no longer running (swept)")
+        self._manager.hub.notify(self._run_id)
+
+
+class RunLost(TransientError):
+    """The run's row left ``running`` under it (its owner's lease expired and it was swept)."""
+
+    default_code = "RUN_LOST"
+
+
+class RunManager:
+    def __init__(
+        self,
+        *,
+        runs: RunService,
+        chat: ChatService,
+        lease: OwnerLease,
+        key_ttl_s: float,
+        poll_s: float,
+        sweep_interval_s: float,
+    ) -> None:
+        self.runs = runs
+        self.hub = EventHub()
+        self._chat = chat
+        self._lease = lease
+        self._key_ttl_s = key_ttl_s
+        self._poll_s = poll_s
+        self._sweep_interval_s = sweep_interval_s
+        self._local: dict[uuid.UUID, LocalRun] = {}
+        self._turns = EventHub()  # keyed by conversation: a run there finished
+        self._loops: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[RunView]] = set()
+
+    # --- lifecycle ----------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Sweep dead processes' runs now, then keep watching for stop requests and sweeping."""
+        await self._sweep()
+        self._loops = [
+            asyncio.create_task(
+                every(self._poll_s, self._watch, what="run watcher", log=log), name="run-watcher"
+            ),
+            asyncio.create_task(
+                every(self._sweep_interval_s, self._sweep, what="run sweep", log=log),
+                name="run-sweeper",
+            ),
+        ]
+
+    async def stop(self) -> None:
+        """At shutdown: stop the loops, then every run of this process (each is finished as
+        ``interrupted`` with its spend recorded)."""
+        for loop in self._loops:
+            loop.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        self._loops = []
+        local = list(self._local.values())
+        for run in local:
+            run.stop("shutdown")
+        await asyncio.gather(*(r.task for r in local if r.task is not None), return_exceptions=True)
+
+    async def _sweep(self) -> None:
+        if self._lease.registered:
+            await self._lease.renew()
+        swept = await self.runs.sweep(alive=self._lease.owner_id)
+        if swept:
+            log.warning("marked %d runs of dead processes interrupted", swept)
+        await self.runs.forget_keys()
+
+    async def _watch(self) -> None:
+        running = [r.run.id for r in self._local.values() if r.phase == "turn"]
+        if not running:
+            return
+        for run_id, reason in await self.runs.stop_requested(running):
+            local = self._local.get(run_id)
+            if local is not None:
+                local.stop(reason)
+
+    # --- API ----------------------------------------------------------------------------------
+    async def submit(
+        self,
+        scope: AccountScope,
+        agent_slug: str,
+        request: RunRequest,
+        *,
+        idempotency_key: str | None = None,
+        streaming: bool = False,
+    ) -> Submitted:
+        plan = await self._chat.plan(scope, agent_slug)  # refusals before anything is written
+        config = plan.config
+        created = await self.runs.create(
+            scope,
+            NewRun(
+                agent_id=plan.agent_id,
+                agent_slug=agent_slug,
+                conversation=request.conversation,
+                user=request.user,
+                message=user_message(request.message),
+                strategy=request.strategy,
+                on_disconnect=request.on_disconnect,
+                background=request.background,
+                request={
+                    "message": request.message,
+                    "conversation_id": (
+                        None if request.conversation is None else str(request.conversation)
+                    ),
+                    "user": request.user,
+                },
+                fingerprint=request.fingerprint(agent_slug),
+                idempotency_key=idempotency_key,
+                key_ttl_s=self._key_ttl_s,
+                owner_id=await self._lease.ensure(),
+                max_messages=config.memory.max_messages,
+                summarize=config.memory.summarize,
+            ),
+        )
+        if created.replayed:
+            return Submitted(created.run, True, self._local.get(created.run.id))
+        for run_id in created.stopping:  # interrupt / rollback: stop ours at once
+            running = self._local.get(run_id)
+            if running is not None:
+                running.stop(request.strategy)
+        local = LocalRun(created.run, scope)
+        self._local[created.run.id] = local
+        local.task = asyncio.create_task(
+            self._execute(local, plan, request, created.start, streaming=streaming),
+            name=f"run-{created.run.id}",
+        )
+        return Submitted(created.run, False, local)
+
+    async def cancel(self, scope: AccountScope, run_id: uuid.UUID) -> RunView:
+        run = await self.runs.cancel(scope, run_id)
+        local = self._local.get(run_id)
+        if local is not None and run.status == "running":
+            local.stop("cancel")
+        self._turns.notify(run.conversation_id)  # a cancelled pending run of ours: let it go
+        self.hub.notify(run_id)
+        return run
+
+    def disconnected(self, scope: AccountScope, run_id: uuid.UUID) -> None:
+        """A client with ``on_disconnect=cancel`` went away: stop the run (safe to call from a
+        cancelled task — nothing here is awaited by the caller)."""
+        local = self._local.get(run_id)
+        if local is not None:
+            local.stop("cancel")
+            return
+        task = asyncio.ensure_future(self.cancel(scope, run_id))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def wait(self, scope: AccountScope, run_id: uuid.UUID, *, timeout_s: float) -> RunView:
+        """The run once it has ended, or as it is after ``timeout_s``."""
+        local = self._local.get(run_id)
+        if local is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout_s):
+                    return (await asyncio.shield(local.outcome)).run
+        deadline = time.monotonic() + timeout_s
+        while True:
+            changed = self.hub.changed(run_id)
+            run = await self.runs.get(scope, run_id)
+            left = deadline - time.monotonic()
+            if run.status in TERMINAL_STATUSES or left <= 0:
+                return run
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(self._poll_s, left)):
+                    await changed.wait()
+
+    async def follow(
+        self, scope: AccountScope, run_id: uuid.UUID, *, after: int = 0
+    ) -> AsyncIterator[EventView]:
+        """The run's events after seq ``after``: the stored ones, then live ones as they are
+        stored, ending with the terminal event. Each exactly once, in order."""
+        with self.hub.listening(run_id):
+            while True:
+                changed = self.hub.changed(run_id)
+                run, events = await self.runs.events(scope, run_id, after=after)
+                for event in events:
+                    yield event
+                    after = event.seq
+                if events and len(events) >= 500:
+                    continue  # more to read before waiting
+                if run.status in TERMINAL_STATUSES:
+                    return
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._poll_s):
+                        await changed.wait()
+
+    def local(self, run_id: uuid.UUID) -> LocalRun | None:
+        return self._local.get(run_id)
+
+    # --- execution ----------------------------------------------------------------------------
+    async def _execute(
+        self,
+        local: LocalRun,
+        plan: TurnPlan,
+        request: RunRequest,
+        start: TurnStart | None,
+        *,
+        streaming: bool,
+    ) -> None:
+        run = local.run
+        scope = plan.scope
+        events = _Events(self, scope, run.id)
+        turn: PreparedTurn | None = None
+        outcome: Outcome | None = None
+        try:
+            if start is None:
+                start = await self._wait_for_turn(local, plan, request)
+                if start is None:  # cancelled (or swept) while it waited
+                    outcome = Outcome(await self.runs.get(scope, run.id))
+                    return
+            turn = PreparedTurn(
+                plan=plan,
+                run_id=run.id,
+                conversation_id=start.conversation_id,
+                history=start.history,
+                to_summarize=start.to_summarize,
+                summary=start.summary,
+                message=request.message,
+                streaming=streaming,
+                on_call=lambda call: events.push(*_call_event(call)),
+            )
+            local.token = turn.cancel_token
+            local.phase = "turn"
+            events.start()
+            if local.stop_reason is not None:
+                raise asyncio.CancelledError
+            done = await self._turn(turn, events)
+            local.phase = "finishing"
+            outcome = await self._finish(
+                local,
+                turn,
+                events,
+                status="succeeded",
+                messages=list(done.messages),
+                terminal=(
+                    "done",
+                    {
+                        "run_id": str(run.id),
+                        "conversation_id": str(turn.conversation_id),
+                        **_result(turn.calls, done.reply),
+                    },
+                ),
+                result=_result(turn.calls, done.reply),
+                done=done,
+            )
+        except (asyncio.CancelledError, RunCancelled):
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                task.uncancel()
+            local.phase = "finishing"
+            reason = local.stop_reason or "shutdown"
+            status = "interrupted" if reason == "shutdown" else "cancelled"
+            stopped = (
+                {
+                    "error_code": "SERVER_SHUTDOWN",
+                    "error_class": "transient",
+                    "error_message": "the server shut down while the run was active",
+                }
+                if status == "interrupted"
+                else {"stop_reason": reason}
+            )
+            outcome = await self._finish(
+                local,
+                turn,
+                events,
+                status=status,
+                messages=self._chat.stopped_messages(turn) if turn else [],
+                terminal=(status, {"run_id": str(run.id), "reason": reason}),
+                result=_result(turn.calls if turn else [], ""),
+                values=stopped,
+            )
+        except Exception as exc:
+            local.phase = "finishing"
+            if isinstance(exc, SwitchboardError):
+                error = exc
+                log.warning("run %s failed: %s", run.id, exc)
+            else:
+                log.exception("run %s failed", run.id)
+                error = error_for_code("INTERNAL_ERROR", "internal server error", "fatal")
+            outcome = await self._finish(
+                local,
+                turn,
+                events,
+                status="failed",
+                messages=self._chat.stopped_messages(turn) if turn else [],
+                terminal=(
+                    "error",
+                    {
+                        "run_id": str(run.id),
+                        "code": error.code,
+                        "message": error.message,
+                        "retryable": error.retryable,
+                        "class": error.kind,
+                    },
+                ),
+                result=_result(turn.calls if turn else [], ""),
+                values={
+                    "error_code": error.code,
+                    "error_class": error.kind,
+                    "error_message": error.message,
+                },
+                error=error,
+            )
+        finally:
+            self._local.pop(run.id, None)
+            if not local.outcome.done():
+                if outcome is None:
+                    with contextlib.suppress(Exception):
+                        outcome = Outcome(await self.runs.get(scope, run.id))
+                if outcome is not None:
+                    local.outcome.set_result(outcome)
+                else:
+                    local.outcome.set_exception(RunLost(f"run '{run.id}' ended unrecorded"))
+            self.hub.notify(run.id)
+            self._turns.notify(run.conversation_id)
+
+    async def _wait_for_turn(
+        self, local: LocalRun, plan: TurnPlan, request: RunRequest
+    ) -> TurnStart | None:
+        """Try to start the run until every run queued before it in its conversation has
+        ended: woken by runs of this process ending, polling for other processes'."""
+        message = user_message(request.message)
+        while True:
+            ended = self._turns.changed(local.run.conversation_id)
+            state, start = await self.runs.start(
+                plan.scope,
+                local.run,
+                message=message,
+                max_messages=plan.config.memory.max_messages,
+                summarize=plan.config.memory.summarize,
+            )
+            if state == "started":
+                self.hub.notify(local.run.id)
+                return start
+            if state == "gone":
+                return None
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._poll_s):
+                    await ended.wait()
+
+    async def _turn(self, turn: PreparedTurn, events: _Events) -> Done:
+        done: Done | None = None
+        async with aclosing(self._chat.run(turn)) as stream:  # type: ignore[type-var]
+            async for event in stream:
+                if isinstance(event, Done):
+                    done = event
+                elif isinstance(event, Delta):
+                    events.push("delta", {"text": event.text})
+                    await events.tick(urgent=False)
+                elif isinstance(event, ToolCalled):
+                    events.push(
+                        "tool_call",
+                        json.loads(
+                            json.dumps(
+                                {"id": event.id, "name": event.name, "args": event.args},
+                                default=str,
+                            )
+                        ),
+                    )
+                    await events.tick(urgent=True)
+                elif isinstance(event, ToolReturned):
+                    events.push(
+                        "tool_result",
+                        {"id": event.id, "name": event.name, "content": event.content},
+                    )
+                    await events.tick(urgent=True)
+        assert done is not None
+        return done
+
+    async def _finish(
+        self,
+        local: LocalRun,
+        turn: PreparedTurn | None,
+        events: _Events,
+        *,
+        status: str,
+        messages: list[Any],
+        terminal: EventData,
+        result: dict[str, Any],
+        values: dict[str, Any] | None = None,
+        done: Done | None = None,
+        error: SwitchboardError | None = None,
+    ) -> Outcome:
+        run = local.run
+        await events.stop()
+        pending = [*events.pending, terminal]
+        events.pending = []
+        finished = await self.runs.finish(
+            local.scope,
+            run,
+            status=status,
+            values={"result": result, **(values or {})},
+            messages=messages,
+            events=pending,
+            from_statuses=("running",) if turn is not None else ("pending", "running"),
+        )
+        if not finished:
+            log.warning(
+                "run %s left its active status before it could finish as %s", run.id, status
+            )
+            return Outcome(await self.runs.get(local.scope, run.id), error=error)
+        final = run.ended(status=status, result=result, finished_at=utcnow(), **(values or {}))
+        return Outcome(final, done=done, error=error)
