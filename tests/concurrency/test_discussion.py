@@ -117,7 +117,7 @@ async def test_deadline_bounds_the_discussion(
             json={
                 "prompt": "slow",
                 "participants": ["bot", "demo"],
-                "deadline_s": 0.5,
+                "deadline_s": 2,
             },
         )
         elapsed = time.monotonic() - started
@@ -125,7 +125,7 @@ async def test_deadline_bounds_the_discussion(
     answers = {a["participant"]: a for a in response.json()["rounds"][0]}
     assert answers["demo"]["answer"]
     assert answers["bot"]["error"]["code"] == "PROVIDER_TIMEOUT"
-    assert elapsed < 5
+    assert elapsed < 8
 
 
 async def test_discussion_bad_input(settings: Settings, fake: FakeProviderProcess) -> None:
