@@ -5,6 +5,9 @@ provider — the baseline — and (2) as chats through Switchboard (one provider
 like the server streams it). Overhead per chat = its end-to-end time minus the provider time the
 ledger recorded for its call (``latency_ms``), so it is what Switchboard adds: auth, the
 conversation unit of work, the write-ahead ledger row and its settlement, the agent loop, HTTP.
+Server CPU per chat is the server process's user + system CPU time over the level divided by
+its chats (steadier than wall time on a shared machine); the provider's CPU per direct request
+is measured the same way.
 
     .venv/bin/python benchmarks/bench_chat.py                      # SQLite
     .venv/bin/python benchmarks/bench_chat.py --postgres postgresql+asyncpg://postgres@127.0.0.1/postgres
@@ -39,6 +42,12 @@ LEVELS = {1: 200, 50: 1000, 200: 2000}
 # Overhead, not queueing: the provider limit is set above the highest concurrency.
 UNLIMITED = {"max_concurrency": 1000}
 TIME_LIMIT_S = 120  # per level and target
+
+
+def cpu_ms(pid: int) -> float:
+    """User + system CPU time the process has used so far (Linux /proc), in ms."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -155,13 +164,18 @@ async def run_backend(
                     json=fake_agent_body("bot", fake.url, limits=UNLIMITED),
                 )
             await fake.reset()
+            fake_before = cpu_ms(fake.process.pid)
             direct = await baseline(fake.url, concurrency, total)
+            fake_cpu = (cpu_ms(fake.process.pid) - fake_before) / direct["n"]
+            server_before = cpu_ms(server.process.pid)
             chats = await through_switchboard(base, slug, concurrency, total)
+            server_cpu = (cpu_ms(server.process.pid) - server_before) / chats["n"]
             rows.append(
                 f"| {name} | {concurrency} | {chats['n']:.0f} | {chats['failed']:.0f} | "
                 f"{direct['p50']:.1f} / {direct['p99']:.1f} | {direct['rps']:.0f} | "
                 f"{chats['p50']:.1f} / {chats['p99']:.1f} | {chats['rps']:.0f} | "
-                f"**{chats['overhead_p50']:.1f}** / {chats['overhead_p99']:.1f} |"
+                f"**{chats['overhead_p50']:.1f}** / {chats['overhead_p99']:.1f} | "
+                f"{fake_cpu:.1f} | **{server_cpu:.1f}** |"
             )
             print(rows[-1], flush=True)
     finally:
@@ -184,8 +198,9 @@ async def main() -> None:
         f"{platform.python_version()}; {time.strftime('%Y-%m-%d')}",
         "",
         "| backend | concurrency | chats | failed | provider direct p50 / p99 ms | direct req/s"
-        " | chat p50 / p99 ms | chats/s | overhead p50 / p99 ms |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        " | chat p50 / p99 ms | chats/s | overhead p50 / p99 ms"
+        " | provider CPU ms / request | server CPU ms / chat |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     print("\n".join(header), flush=True)
     fake = FakeProviderProcess()

@@ -85,20 +85,22 @@ class RunRepository:
         from_statuses: Sequence[str],
         events: int,
         values: dict[str, Any],
-    ) -> tuple[int, str | None] | None:
+    ) -> tuple[int, str | None, datetime] | None:
         """Move a run out of ``from_statuses`` into a final status, reserving ``events`` event
-        seqs. Returns (first seq, stop reason), or None if the run was not in those statuses."""
+        seqs. Returns (first seq, stop reason, finished at), or None if the run was not in
+        those statuses."""
+        now = utcnow()
         result = await self._uow.session.execute(
             update(Run)
             .where(Run.id == run_id, Run.status.in_(from_statuses))
-            .values(last_event_seq=Run.last_event_seq + events, finished_at=utcnow(), **values)
+            .values(last_event_seq=Run.last_event_seq + events, finished_at=now, **values)
             .returning(Run.last_event_seq, Run.stop_reason)
             .execution_options(synchronize_session=False)
         )
         row = result.first()
         if row is None:
             return None
-        return int(row[0]) - events + 1, row[1]
+        return int(row[0]) - events + 1, row[1], now
 
     async def request_stop(self, run_ids: Sequence[uuid.UUID], reason: str, now: datetime) -> None:
         """Ask running runs to stop (their owner does it); the first reason given stays, except
@@ -174,13 +176,15 @@ class RunRepository:
         return list(result.scalars())
 
     async def stop_requested(self, run_ids: Sequence[uuid.UUID]) -> list[tuple[uuid.UUID, str]]:
-        """Which of these running runs were asked to stop, and why."""
+        """Which of these runs (running here) were asked to stop, and why — ``swept`` for one
+        whose row is no longer running (another process took its owner for dead)."""
         result = await self._uow.session.execute(
-            select(Run.id, Run.stop_reason).where(
-                Run.id.in_(run_ids), Run.status == "running", Run.stop_requested_at.is_not(None)
+            select(Run.id, Run.status, Run.stop_reason).where(
+                Run.id.in_(run_ids),
+                or_(Run.status != "running", Run.stop_requested_at.is_not(None)),
             )
         )
-        return [(row[0], row[1] or "cancel") for row in result]
+        return [(row[0], "swept" if row[1] != "running" else row[2] or "cancel") for row in result]
 
     async def abandoned(
         self, dead_owners: Select[Any], *, alive: uuid.UUID | None, limit: int

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from switchboard.conversations.schemas import NewMessage
@@ -210,16 +210,18 @@ class RunService:
         message: NewMessage,
         max_messages: int,
         summarize: bool,
-    ) -> tuple[StartState, TurnStart | None]:
-        """pending → running once every run queued before it has finished."""
+    ) -> tuple[StartState, TurnStart | None, RunView]:
+        """pending → running once every run queued before it has finished; the run as it is
+        then (its ``started_at`` set when it started)."""
 
-        async def op(u: UnitOfWork) -> tuple[StartState, TurnStart | None]:
+        async def op(u: UnitOfWork) -> tuple[StartState, TurnStart | None, RunView]:
             repo = RunRepository(u)
-            seq = await repo.start(run.id, now=utcnow())
+            now = utcnow()
+            seq = await repo.start(run.id, now=now)
             if seq is None:
                 current = await repo.get(run.id)
                 waiting = current is not None and current.status == "pending"
-                return ("waiting" if waiting else "gone"), None
+                return ("waiting" if waiting else "gone"), None, run
             start = await ConversationService.start_turn_in(
                 u,
                 Opened(run.conversation_id, run.queue_seq, new=False),
@@ -229,7 +231,7 @@ class RunService:
                 summarize=summarize,
             )
             await repo.add_events(run.id, seq, [("started", _event(run.id, "running"))])
-            return "started", start
+            return "started", start, replace(run, status="running", started_at=now)
 
         return await self._uow.run(op, scope=scope)
 
@@ -258,12 +260,13 @@ class RunService:
         messages: Sequence[NewMessage],
         events: Sequence[EventData],
         from_statuses: Sequence[str] = ("running",),
-    ) -> bool:
+    ) -> datetime | None:
         """The run's last unit of work: its final status and result, its new messages and its
-        last events (the terminal one included), all or nothing. False if it was no longer in
-        ``from_statuses`` (swept meanwhile): nothing is written then."""
+        last events (the terminal one included), all or nothing. Returns when it finished, or
+        None if it was no longer in ``from_statuses`` (swept meanwhile): nothing is written
+        then."""
 
-        async def op(u: UnitOfWork) -> bool:
+        async def op(u: UnitOfWork) -> datetime | None:
             repo = RunRepository(u)
             got = await repo.finish(
                 run.id,
@@ -272,14 +275,14 @@ class RunService:
                 values={"status": status, **values},
             )
             if got is None:
-                return False
-            first, reason = got
+                return None
+            first, reason, finished_at = got
             rollback = status == "cancelled" and reason == "rollback"
             await ConversationService.finish_turn_in(
                 u, run.conversation_id, messages, run_id=run.id, excluded=rollback
             )
             await repo.add_events(run.id, first, events)
-            return True
+            return finished_at
 
         return await self._uow.run(op, scope=scope)
 

@@ -10,8 +10,9 @@ with it. The pipeline of one run:
 
 A run asked to stop (cancel, a later run's interrupt or rollback, shutdown) is cancelled in its
 task: the ledger settles its calls as cancelled and the finish stores the messages so far with
-every open tool call closed. Stop requests made by other processes are picked up by a watcher
-that polls this process's running runs."""
+every open tool call closed. Stop requests made by other processes — and a run another process
+swept because this one's lease lapsed — are picked up by a watcher that polls this process's
+running runs."""
 
 from __future__ import annotations
 
@@ -31,7 +32,6 @@ from pydantic_ai import CancellationToken
 from pydantic_ai.exceptions import RunCancelled
 
 from switchboard.conversations.service import ConversationRef, TurnStart
-from switchboard.db.base import utcnow
 from switchboard.db.uow import AccountScope
 from switchboard.errors import SwitchboardError, TransientError, error_for_code
 from switchboard.ledger.leases import OwnerLease
@@ -568,7 +568,7 @@ class RunManager:
         message = user_message(request.message)
         while True:
             ended = self._turns.changed(local.run.conversation_id)
-            state, start = await self.runs.start(
+            state, start, local.run = await self.runs.start(
                 plan.scope,
                 local.run,
                 message=message,
@@ -631,7 +631,7 @@ class RunManager:
         await events.stop()
         pending = [*events.pending, terminal]
         events.pending = []
-        finished = await self.runs.finish(
+        finished_at = await self.runs.finish(
             local.scope,
             run,
             status=status,
@@ -640,10 +640,10 @@ class RunManager:
             events=pending,
             from_statuses=("running",) if turn is not None else ("pending", "running"),
         )
-        if not finished:
+        if finished_at is None:
             log.warning(
                 "run %s left its active status before it could finish as %s", run.id, status
             )
             return Outcome(await self.runs.get(local.scope, run.id), error=error)
-        final = run.ended(status=status, result=result, finished_at=utcnow(), **(values or {}))
+        final = run.ended(status=status, result=result, finished_at=finished_at, **(values or {}))
         return Outcome(final, done=done, error=error)
