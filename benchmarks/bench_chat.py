@@ -42,6 +42,7 @@ LEVELS = {1: 200, 50: 1000, 200: 2000}
 # Overhead, not queueing: the provider limit is set above the highest concurrency.
 UNLIMITED = {"max_concurrency": 1000}
 TIME_LIMIT_S = 120  # per level and target
+WARM_UP = 10  # chats (and direct calls) sent before each level, not counted: first-use costs
 
 
 def cpu_ms(pid: int) -> float:
@@ -71,7 +72,7 @@ async def drive(concurrency: int, total: int, call: Any) -> tuple[list[Any], flo
     return results, time.monotonic() - started
 
 
-async def baseline(fake_url: str, concurrency: int, total: int) -> dict[str, float]:
+async def baseline(fake_url: str, pid: int, concurrency: int, total: int) -> dict[str, float]:
     body = {
         "model": "fake-model",
         "stream": True,
@@ -93,8 +94,12 @@ async def baseline(fake_url: str, concurrency: int, total: int) -> dict[str, flo
                 assert response.status_code == 200
             return (time.perf_counter() - started) * 1000
 
+        await drive(1, WARM_UP, call)
+        cpu_before = cpu_ms(pid)
         latencies, elapsed = await drive(concurrency, total, call)
+        cpu = cpu_ms(pid) - cpu_before
     return {
+        "cpu": cpu / len(latencies),
         "p50": percentile(latencies, 0.5),
         "p99": percentile(latencies, 0.99),
         "rps": len(latencies) / elapsed,
@@ -103,7 +108,7 @@ async def baseline(fake_url: str, concurrency: int, total: int) -> dict[str, flo
 
 
 async def through_switchboard(
-    base: str, slug: str, concurrency: int, total: int
+    base: str, pid: int, slug: str, concurrency: int, total: int
 ) -> dict[str, float]:
     async with httpx.AsyncClient(
         base_url=base, timeout=60, headers=HEADERS, limits=httpx.Limits(max_connections=concurrency)
@@ -119,12 +124,16 @@ async def through_switchboard(
                 return None
             return elapsed, response.json()["llm_request_ids"][0]
 
+        await drive(1, WARM_UP, call)
+        cpu_before = cpu_ms(pid)
         results, elapsed = await drive(concurrency, total, call)
+        cpu = cpu_ms(pid) - cpu_before
         provider_ms = await ledger_latencies(http, slug)
     ok = [r for r in results if r is not None]
     e2e = [r[0] for r in ok]
     overhead = [r[0] - provider_ms[r[1]] for r in ok]
     return {
+        "cpu": cpu / len(results),
         "p50": percentile(e2e, 0.5),
         "p99": percentile(e2e, 0.99),
         "rps": len(ok) / elapsed,
@@ -164,18 +173,14 @@ async def run_backend(
                     json=fake_agent_body("bot", fake.url, limits=UNLIMITED),
                 )
             await fake.reset()
-            fake_before = cpu_ms(fake.process.pid)
-            direct = await baseline(fake.url, concurrency, total)
-            fake_cpu = (cpu_ms(fake.process.pid) - fake_before) / direct["n"]
-            server_before = cpu_ms(server.process.pid)
-            chats = await through_switchboard(base, slug, concurrency, total)
-            server_cpu = (cpu_ms(server.process.pid) - server_before) / chats["n"]
+            direct = await baseline(fake.url, fake.process.pid, concurrency, total)
+            chats = await through_switchboard(base, server.process.pid, slug, concurrency, total)
             rows.append(
                 f"| {name} | {concurrency} | {chats['n']:.0f} | {chats['failed']:.0f} | "
                 f"{direct['p50']:.1f} / {direct['p99']:.1f} | {direct['rps']:.0f} | "
                 f"{chats['p50']:.1f} / {chats['p99']:.1f} | {chats['rps']:.0f} | "
                 f"**{chats['overhead_p50']:.1f}** / {chats['overhead_p99']:.1f} | "
-                f"{fake_cpu:.1f} | **{server_cpu:.1f}** |"
+                f"{direct['cpu']:.1f} | **{chats['cpu']:.1f}** |"
             )
             print(rows[-1], flush=True)
     finally:
