@@ -10,7 +10,7 @@ from decimal import Decimal
 import httpx
 
 from tests.conftest import new_account
-from tests.live import sse_with_ids
+from tests.live import FakeProviderProcess, fake_agent_body, sse_with_ids
 from tests.runs.helpers import (
     HANG_AGENT,
     add_agent,
@@ -325,3 +325,22 @@ async def test_run_errors(client: httpx.AsyncClient) -> None:
         f"{base}/{mine['id']}/events", headers=headers | {"Last-Event-ID": "abc"}
     )
     assert bad_event_id.status_code == 422
+
+
+async def test_a_retried_provider_call_shows_as_retrying_events_each_its_own_row(
+    client: httpx.AsyncClient, fake: FakeProviderProcess
+) -> None:
+    await fake.reset(rate_429=1.0, retry_after_s=0.01)
+    slug, headers = await new_account(client)
+    retry = {"attempts": 3, "base_s": 0.01, "cap_s": 0.02}
+    await add_agent(client, slug, fake_agent_body("bot", fake.url, retry=retry))
+    async with client.stream(
+        "POST", runs_url(slug, "bot"), headers=headers, json={"message": "hi", "stream": True}
+    ) as response:
+        events = [(kind, data) async for _, kind, data in sse_with_ids(response)]
+    retrying = [data for kind, data in events if kind == "retrying"]
+    assert [r["attempt"] for r in retrying] == [1, 2]
+    assert {r["code"] for r in retrying} == {"PROVIDER_RATE_LIMITED"}
+    calls = [data for kind, data in events if kind == "provider_call"]
+    assert len(calls) == 3  # every attempt is its own ledger row, each an event
+    assert events[-1][0] == "error"

@@ -39,6 +39,7 @@ from switchboard.directory.service import DirectoryService
 from switchboard.errors import Conflict
 from switchboard.memories.service import MemoryService
 from switchboard.registry.service import AgentService
+from switchboard.runtime.admission import OnRetry
 from switchboard.runtime.events import ChatEvent, Delta, Done, ToolCalled, ToolReturned
 from switchboard.runtime.gateway import Gateway
 from switchboard.runtime.ledgered import CallRecord, LedgeredModel
@@ -76,6 +77,7 @@ class PreparedTurn:
     message: str
     streaming: bool = True  # a client watches the run live (else a cut stream is retried)
     on_call: Callable[[CallRecord], None] | None = None
+    on_retry: OnRetry | None = None  # a transient provider error, retried after a delay
     calls: list[CallRecord] = field(default_factory=list)
     # The agent run's messages as they happen (history first): what a stopped run leaves.
     captured: list[ModelMessage] = field(default_factory=list)
@@ -216,6 +218,7 @@ class ChatService:
             kind=kind,
             run_id=turn.run_id,
             on_call=turn.record,
+            on_retry=turn.on_retry,
             agent_id=turn.plan.agent_id,
             agent_slug=turn.plan.agent_slug,
             conversation_id=turn.conversation_id,

@@ -464,6 +464,10 @@ class RunManager:
                 message=request.message,
                 streaming=streaming,
                 on_call=lambda call: events.push(*_call_event(call)),
+                on_retry=lambda error, attempt, delay: events.push(
+                    "retrying",
+                    {"code": error.code, "attempt": attempt, "delay_s": round(delay, 3)},
+                ),
             )
             local.token = turn.cancel_token
             local.phase = "turn"
