@@ -10,6 +10,7 @@ import itertools
 import time
 import uuid
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -17,7 +18,13 @@ import httpx
 from tests.concurrency.billing import FAST_LEASES_ENV, agent_account, settled_rows
 from tests.conftest import ADMIN, ADMIN_KEY
 from tests.live import FakeProviderProcess, ServerProcess
-from tests.runs.helpers import create_run, messages_of, runs_url, wait_status
+from tests.runs.helpers import (
+    create_run,
+    messages_of,
+    runs_url,
+    tool_calls_closed,
+    wait_status,
+)
 
 N = 10
 
@@ -192,3 +199,58 @@ async def test_a_killed_process_s_background_runs_end_interrupted_after_restart(
             assert again.json()["status"] == "succeeded"
     finally:
         server.stop()
+
+
+async def test_interrupt_racing_on_two_processes_lets_the_last_run_win(
+    database_url: str, fake: FakeProviderProcess
+) -> None:
+    """10 runs with ``interrupt`` racing over two processes, each agent step a hanging tool
+    call: the last queued run is the one left running; every other ends ``cancelled`` with its
+    spend in its result, and no tool call is left without a result."""
+    await fake.reset()
+    async with _two_servers(database_url) as (a, b):
+        slug = await agent_account(
+            a,
+            fake,
+            tools=["hang"],
+            tool_timeout_s=60,
+            tool_modules=["tests.tools"],
+            custom_tools={"hang": "tests.tools:hang"},
+        )
+        conversation = str(uuid.uuid4())
+        raced = await asyncio.gather(
+            *(
+                create_run(
+                    (a, b)[i % 2],
+                    slug,
+                    "bot",
+                    ADMIN,
+                    message=f"m{i}",
+                    conversation_id=conversation,
+                    multitask_strategy="interrupt",
+                    background=True,
+                )
+                for i in range(N)
+            )
+        )
+        assert {r.status_code for r in raced} == {202}, [r.text for r in raced]
+        listed = await a.get(
+            f"/v1/accounts/{slug}/conversations/{conversation}/runs", headers=ADMIN
+        )
+        runs = listed.json()["items"]  # newest first
+        last, earlier = runs[0]["id"], [r["id"] for r in runs[1:]]
+        assert len(earlier) == N - 1
+        finals = [await wait_status(b, slug, "bot", ADMIN, run_id) for run_id in earlier]
+        assert {(f["status"], f["stop_reason"]) for f in finals} == {("cancelled", "interrupt")}
+        await _until(a, slug, last, {"running"})
+        await b.post(f"{runs_url(slug, 'bot')}/{last}/cancel", headers=ADMIN)
+        finals.append(await wait_status(a, slug, "bot", ADMIN, last))
+        assert finals[-1]["status"] == "cancelled"
+        rows = await settled_rows(a, slug)
+        messages = await messages_of(a, slug, ADMIN, conversation)
+    tool_calls_closed(messages)
+    for final in finals:  # each run's spend is in its result, as in the ledger
+        of_run = [r for r in rows if r["run_id"] == final["id"]]
+        spent = [r for r in of_run if r["id"] in final["result"]["llm_request_ids"]]
+        assert sum(Decimal(r["cost_usd"]) for r in spent) == Decimal(final["result"]["cost_usd"])
+        assert all(Decimal(r["cost_usd"]) == 0 for r in of_run if r not in spent)

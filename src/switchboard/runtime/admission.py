@@ -145,6 +145,7 @@ class CallAdmission:
     traffic: Traffic
     on_call: Callable[[CallRecord], None]
     on_retry: OnRetry | None = None
+    on_open: Callable[[uuid.UUID], None] | None = None  # a pending row: on_call will follow
 
     def estimate(self, typical_input_tokens: int) -> Estimate:
         """The call's estimate: typical input for tpm and the pending row, the worst case (input
@@ -189,6 +190,8 @@ class CallAdmission:
                 if metrics is not None:
                     metrics.budget_refused()
                 raise
+            if self.on_open is not None:
+                self.on_open(row_id)
             attempt = Attempt(row_id, reservation, measure=lambda exc: unknown_usage(exc, estimate))
             try:
                 yield attempt

@@ -5,6 +5,7 @@ the ledgered model, the ledger)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -79,6 +80,8 @@ class PreparedTurn:
     on_call: Callable[[CallRecord], None] | None = None
     on_retry: OnRetry | None = None  # a transient provider error, retried after a delay
     calls: list[CallRecord] = field(default_factory=list)
+    unsettled: set[uuid.UUID] = field(default_factory=set)  # calls opened, not yet settled
+    _settled: asyncio.Event = field(default_factory=asyncio.Event)
     # The agent run's messages as they happen (history first): what a stopped run leaves.
     captured: list[ModelMessage] = field(default_factory=list)
     cancel_token: CancellationToken = field(default_factory=CancellationToken)
@@ -91,10 +94,30 @@ class PreparedTurn:
     def config(self) -> EffectiveConfig:
         return self.plan.config
 
+    def opened(self, row_id: uuid.UUID) -> None:
+        self.unsettled.add(row_id)
+        self._settled.clear()
+
     def record(self, call: CallRecord) -> None:
         self.calls.append(call)
+        self.unsettled.discard(call.row_id)
+        if not self.unsettled:
+            self._settled.set()
         if self.on_call is not None:
             self.on_call(call)
+
+    async def settled(self, timeout_s: float) -> bool:
+        """Wait (bounded) until every call this turn opened has been settled and recorded: a
+        stopped agent's calls settle in its own task, possibly after the stop reached us."""
+        if not self.unsettled:
+            return True
+        try:
+            async with asyncio.timeout(timeout_s):
+                while self.unsettled:
+                    await self._settled.wait()
+        except TimeoutError:
+            return False
+        return True
 
 
 def _dump(message: ModelMessage) -> Any:
@@ -219,6 +242,7 @@ class ChatService:
             run_id=turn.run_id,
             on_call=turn.record,
             on_retry=turn.on_retry,
+            on_open=turn.opened,
             agent_id=turn.plan.agent_id,
             agent_slug=turn.plan.agent_slug,
             conversation_id=turn.conversation_id,

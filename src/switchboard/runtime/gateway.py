@@ -49,6 +49,7 @@ class Gateway:
         built: BuiltModel | None = None,
         buffered: bool = False,
         on_retry: OnRetry | None = None,
+        on_open: Callable[[uuid.UUID], None] | None = None,
     ) -> LedgeredModel:
         """The model of ``config`` behind the one admission path: limits, retries, budget and
         the write-ahead ledger. Every provider call Switchboard makes goes through one."""
@@ -89,6 +90,7 @@ class Gateway:
             traffic=traffic,
             on_call=on_call,
             on_retry=on_retry,
+            on_open=on_open,
         )
 
     def settings_for(self, config: EffectiveConfig) -> OpenAIChatModelSettings:

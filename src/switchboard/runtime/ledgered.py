@@ -13,6 +13,7 @@ reported are estimated and marked so (``usage_source``)."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -61,12 +62,18 @@ class LedgeredModel(WrapperModel):
         traffic: Traffic,
         on_call: Callable[[CallRecord], None],
         on_retry: OnRetry | None = None,
+        on_open: Callable[[uuid.UUID], None] | None = None,
     ) -> None:
         super().__init__(wrapped)
         self._ctx = ctx
         self._traffic = traffic
         self._calls = CallAdmission(
-            ledger=ledger, ctx=ctx, traffic=traffic, on_call=on_call, on_retry=on_retry
+            ledger=ledger,
+            ctx=ctx,
+            traffic=traffic,
+            on_call=on_call,
+            on_retry=on_retry,
+            on_open=on_open,
         )
 
     def _estimate(

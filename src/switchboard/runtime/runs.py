@@ -48,6 +48,7 @@ log = logging.getLogger("switchboard.runs")
 LIVE_FLUSH_S = 0.2  # how long text deltas wait to be stored while someone watches the run
 QUIET_FLUSH_S = 1.0  # … while nobody does (followers in other processes still see progress)
 WATCH_POLL_S = 0.25  # how often a run checks whether someone started watching it
+SETTLE_WAIT_S = 30.0  # how long a stopped run waits for its calls' settlements
 Phase = Literal["waiting", "turn", "finishing"]
 
 
@@ -498,6 +499,7 @@ class RunManager:
             if task is not None and task.cancelling():
                 task.uncancel()
             local.phase = "finishing"
+            await self._settled(turn)
             reason = local.stop_reason or "shutdown"
             status = "interrupted" if reason == "shutdown" else "cancelled"
             stopped = (
@@ -521,6 +523,7 @@ class RunManager:
             )
         except Exception as exc:
             local.phase = "finishing"
+            await self._settled(turn)
             if isinstance(exc, SwitchboardError):
                 error = exc
                 log.warning("run %s failed: %s", run.id, exc)
@@ -587,6 +590,18 @@ class RunManager:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._poll_s):
                     await ended.wait()
+
+    async def _settled(self, turn: PreparedTurn | None) -> None:
+        """Before a stopped or failed run's result is taken: every call it opened settled (a
+        stopped agent settles its calls in its own task, maybe after the stop reached us)."""
+        if turn is not None and not await turn.settled(SETTLE_WAIT_S):
+            log.warning(
+                "run %s: calls %s still unsettled after %s s; the result leaves them out (the "
+                "ledger has them, with the run's id)",
+                turn.run_id,
+                sorted(str(r) for r in turn.unsettled),
+                SETTLE_WAIT_S,
+            )
 
     async def _turn(self, turn: PreparedTurn, events: _Events) -> Done:
         done: Done | None = None
