@@ -184,13 +184,14 @@ class ServerProcess:
         port: int | None = None,
         seed: bool = True,
         env: dict[str, str] | None = None,
+        args: list[str] | None = None,
     ) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
         command = [sys.executable, "-m", "switchboard", "serve", "--port", str(self.port)]
         self.process = subprocess.Popen(  # noqa: S603 - our own CLI
-            [*command, *([] if seed else ["--no-seed"])],
+            [*command, *([] if seed else ["--no-seed"]), *(args or [])],
             env={
                 **os.environ,
                 "SWITCHBOARD_DATABASE_URL": database_url,

@@ -70,10 +70,22 @@ def serve(
         Path("var/admin.key"),
         help="Where the admin key is kept when SWITCHBOARD_ADMIN_KEY is not set.",
     ),
+    workers: int = typer.Option(
+        1,
+        min=1,
+        envvar="SWITCHBOARD_WORKERS",
+        help="Server processes on one port (one per core on a production box). More than one "
+        "needs SWITCHBOARD_REDIS_URL, which keeps provider limits exact across them.",
+    ),
 ) -> None:
     """Start the HTTP server. An SQLite database is created (owner-only) and migrated
     automatically; the demo account is seeded in the background on the first start."""
     settings = Settings()
+    if workers > 1 and settings.redis_url is None:
+        fail(
+            f"--workers {workers} needs SWITCHBOARD_REDIS_URL: without it every process keeps "
+            f"its own provider limits, so the provider would see {workers} × each limit"
+        )
     if settings.is_sqlite:
         ensure_sqlite_directory(settings.database_url)
         upgrade(settings.database_url)
@@ -83,12 +95,40 @@ def serve(
     settings = settings.model_copy(update={"admin_key": SecretStr(admin.key)})
     bind_host, bind_port = host or settings.host, port or settings.port
     where = sqlite_path(settings.database_url) or "PostgreSQL"
+    base = f"http://{bind_host}:{bind_port}"
+    processes = f", {workers} worker processes" if workers > 1 else ""
+    console.print(f"Switchboard on {base}  (database: {where}{processes})")
+    _print_admin_key(admin, key_file)
+    if workers > 1:
+        # Each worker builds its app from the environment (the admin key included); seeding
+        # is safe in all of them at once (the seed lock lets one do it).
+        os.environ["SWITCHBOARD_ADMIN_KEY"] = admin.key
+        os.environ[_SEED_BASE] = base if seed else ""
+        uvicorn.run(
+            f"{__name__}:worker_app",
+            factory=True,
+            workers=workers,
+            host=bind_host,
+            port=bind_port,
+            log_level="info",
+        )
+        return
     app = create_app(settings)
     if seed:
-        _seed_after_startup(app, f"http://{bind_host}:{bind_port}")
-    console.print(f"Switchboard on http://{bind_host}:{bind_port}  (database: {where})")
-    _print_admin_key(admin, key_file)
+        _seed_after_startup(app, base)
     uvicorn.run(app, host=bind_host, port=bind_port, log_level="info")
+
+
+_SEED_BASE = "_SWITCHBOARD_WORKER_SEED_BASE"
+
+
+def worker_app() -> FastAPI:
+    """The app of one worker process of ``serve --workers N`` (settings from the environment)."""
+    app = create_app(Settings())
+    base = os.environ.get(_SEED_BASE)
+    if base:
+        _seed_after_startup(app, base)
+    return app
 
 
 def _print_admin_key(admin: AdminKey, key_file: Path) -> None:

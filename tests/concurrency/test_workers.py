@@ -1,0 +1,88 @@
+"""``switchboard serve --workers N``: N processes on one port whose provider limits stay exact
+(through Redis), and a clear refusal when nothing could keep them exact."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import httpx
+
+from tests.concurrency.test_traffic import _agent
+from tests.conftest import ADMIN, ADMIN_KEY
+from tests.live import FakeProviderProcess, ServerProcess
+
+CHATS = 100
+LIMIT = 5
+
+
+def _workers(pid: int) -> list[int]:
+    """The worker processes uvicorn's supervisor ``pid`` spawned (not its resource tracker)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            command = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and b"spawn_main" in command:
+            found.append(int(stat.parent.name))
+    return found
+
+
+async def test_two_workers_keep_the_provider_limit_exact(
+    database_url: str, redis_url: str, fake: FakeProviderProcess
+) -> None:
+    await fake.reset(latency_s=0.05)
+    provider = f"fake{uuid.uuid4().hex[:8]}"  # its own Redis keys
+    server = ServerProcess(
+        database_url,
+        admin_key=ADMIN_KEY,
+        seed=False,
+        env={"SWITCHBOARD_REDIS_URL": redis_url},
+        args=["--workers", "2"],
+    )
+    try:
+        await server.ready()
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
+            slug = await _agent(http, fake, provider=provider, limits={"max_concurrency": LIMIT})
+        barrier = asyncio.Barrier(CHATS)
+
+        async def one(i: int) -> int:
+            async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+                await barrier.wait()
+                response = await client.post(
+                    f"/v1/accounts/{slug}/agents/bot/chat", headers=ADMIN, json={"message": f"m{i}"}
+                )
+                return response.status_code
+
+        statuses = Counter(await asyncio.gather(*(one(i) for i in range(CHATS))))
+        workers = _workers(server.process.pid)
+    finally:
+        server.stop()
+    assert len(workers) == 2, workers
+    assert statuses == {200: CHATS}
+    stats = await fake.stats()
+    assert stats["requests_total"] == CHATS
+    assert stats["in_flight_max"] <= LIMIT
+
+
+def test_several_workers_without_redis_are_refused(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "switchboard", "serve", "--workers", "2", "--no-seed"],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "SWITCHBOARD_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/w.db",
+            "SWITCHBOARD_ADMIN_KEY": ADMIN_KEY,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "SWITCHBOARD_REDIS_URL" in result.stdout + result.stderr
