@@ -22,6 +22,7 @@ from switchboard.registry.service import AgentService
 from switchboard.retry import RetryPolicy
 from switchboard.runs.service import RunService
 from switchboard.runtime.chat import ChatService
+from switchboard.runtime.gate import RunGate
 from switchboard.runtime.gateway import Gateway
 from switchboard.runtime.models import ModelFactory, check_model
 from switchboard.runtime.runs import RunManager
@@ -74,6 +75,7 @@ async def build_container(settings: Settings, *, metrics: Metrics | None = None)
             max_total_s=settings.db_retry_max_total_s,
         ),
         lock_timeout_s=max(settings.sqlite_busy_timeout_ms / 1000, 0.1),
+        insist_max_s=settings.db_insist_max_s,
     )
     admin_key = settings.admin_key.get_secret_value() if settings.admin_key else None
     agents = AgentService(uow, checks=(check_tools, check_model))
@@ -100,6 +102,11 @@ async def build_container(settings: Settings, *, metrics: Metrics | None = None)
         runs=RunService(uow),
         chat=chat,
         lease=lease,
+        gate=RunGate(
+            active=settings.max_active_runs or (128 if settings.is_sqlite else 256),
+            queued=settings.run_queue_max,
+            wait_s=settings.run_queue_timeout_s,
+        ),
         key_ttl_s=settings.run_idempotency_ttl_s,
         poll_s=settings.run_poll_interval_s,
         sweep_interval_s=settings.ledger_sweep_interval_s,

@@ -4,6 +4,7 @@
     ├── TransientError      retryable: the same request may succeed later
     │   ├── DatabaseBusy            DATABASE_BUSY        (locks, pool exhausted)
     │   ├── DatabaseUnavailable     DATABASE_UNAVAILABLE (connection lost / refused)
+    │   ├── ServerBusy              SERVER_BUSY (the queue of runs waiting to start is full)
     │   ├── ProviderRateLimited     PROVIDER_RATE_LIMITED (429)
     │   ├── ProviderUnavailable     PROVIDER_UNAVAILABLE (5xx, connection errors)
     │   ├── ProviderTimeout         PROVIDER_TIMEOUT
@@ -88,6 +89,10 @@ class DatabaseBusy(TransientError):
 
 class DatabaseUnavailable(TransientError):
     default_code: ClassVar[str] = "DATABASE_UNAVAILABLE"
+
+
+class ServerBusy(TransientError):
+    default_code: ClassVar[str] = "SERVER_BUSY"
 
 
 # --- permanent -------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ propagate on the first attempt. A transient error's ``retry_after_s`` (e.g. from
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 from tenacity.stop import stop_after_delay
@@ -48,6 +48,11 @@ class RetryPolicy:
         if elapsed_s + wait > self.max_total_s:
             return None
         return wait
+
+    def insisting(self, max_total_s: float) -> RetryPolicy:
+        """This policy for writes that must not fail on contention (after a provider call):
+        as many attempts as fit in ``max_total_s``."""
+        return replace(self, attempts=1_000_000, max_total_s=max_total_s)
 
     def retrying(self) -> AsyncRetrying:
         """A tenacity controller that retries transient errors only, then re-raises."""

@@ -48,6 +48,17 @@ class Settings(BaseSettings):
     # process looks for stop requests and queue turns made by other processes.
     run_idempotency_ttl_s: float = Field(default=86_400.0, gt=0)
     run_poll_interval_s: float = Field(default=0.25, gt=0, le=10)
+    # Admission at the door: at most this many runs execute at once in a process (default: 128
+    # on SQLite, whose single writer saturates first; 256 on PostgreSQL); up to
+    # ``run_queue_max`` more wait for a place, each at most ``run_queue_timeout_s``. Beyond
+    # that a request gets 503 SERVER_BUSY with Retry-After — before anything is written or
+    # any provider is called.
+    max_active_runs: int | None = Field(default=None, ge=1)
+    run_queue_max: int = Field(default=1000, ge=0)
+    run_queue_timeout_s: float = Field(default=60.0, gt=0)
+    # Writes made after a provider call (its settlement, the run's events and finish) retry
+    # transient database errors this long instead of failing the paid-for turn.
+    db_insist_max_s: float = Field(default=600.0, gt=0)
 
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_import_bytes: int = Field(default=64 * 1_048_576, ge=1024)  # entries:import bodies

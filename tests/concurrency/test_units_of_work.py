@@ -110,6 +110,28 @@ async def test_transient_errors_retry_the_whole_unit_of_work(
     assert [a.slug for a in rows] == ["r3"]
 
 
+async def test_an_insisting_write_outlasts_the_ordinary_retry_budget(
+    container: Container,
+) -> None:
+    """Writes after a provider call (settlement, a run's finish) never fail on contention: they
+    retry past the attempts and time an ordinary unit of work gets."""
+    busy_for = container.uow.retry.attempts + 3
+    attempts = 0
+
+    async def op(_: UnitOfWork) -> int:
+        nonlocal attempts
+        attempts += 1
+        if attempts <= busy_for:
+            raise DatabaseBusy("simulated lock", retry_after_s=0)
+        return attempts
+
+    with pytest.raises(DatabaseBusy):
+        await container.uow.run(op)
+    assert attempts == container.uow.retry.attempts
+    attempts = 0
+    assert await container.uow.run(op, insist=True) == busy_for + 1
+
+
 async def test_permanent_errors_are_not_retried(container: Container) -> None:
     attempts = 0
 

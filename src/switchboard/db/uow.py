@@ -131,9 +131,11 @@ class UnitOfWorkFactory:
         *,
         retry: RetryPolicy,
         lock_timeout_s: float,
+        insist_max_s: float = 600.0,
     ) -> None:
         self.engine = engine
         self.retry = retry
+        self._insisting = retry.insisting(insist_max_s)
         self._is_sqlite = engine.dialect.name == "sqlite"
         self._write_sessions = async_sessionmaker(
             engine, expire_on_commit=False, sync_session_class=scoping.ScopedSession
@@ -192,14 +194,18 @@ class UnitOfWorkFactory:
         *,
         scope: AccountScope | CrossAccount | None = None,
         write: bool = True,
+        insist: bool = False,
     ) -> T:
         """Run ``operation`` in a fresh unit of work, committing when it returns (for writes):
         the one place anything commits.
 
         The whole unit of work is retried on transient errors with backoff and full jitter;
-        ``operation`` must therefore have no side effects outside the database.
+        ``operation`` must therefore have no side effects outside the database. ``insist``
+        (writes after a provider call: settling it, storing its turn) keeps retrying for up to
+        ``insist_max_s`` rather than a few attempts.
         """
-        async for attempt in self.retry.retrying():
+        policy = self._insisting if insist else self.retry
+        async for attempt in policy.retrying():
             with attempt:
                 async with self(scope=scope, write=write) as uow:
                     result = await operation(uow)

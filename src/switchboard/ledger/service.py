@@ -236,7 +236,8 @@ class LedgerService:
 
         account_id = ctx.scope.id
         outcome = await self._shielded(
-            self._uow.run(op, scope=ctx.scope), lambda: self.gate.settled(account_id)
+            self._uow.run(op, scope=ctx.scope, insist=True),
+            lambda: self.gate.settled(account_id),
         )
         if outcome == "resettled":
             self.counters.resettled.inc()

@@ -41,6 +41,7 @@ from switchboard.runs.schemas import TERMINAL_STATUSES, EventData, EventView, Ru
 from switchboard.runs.service import NewRun, RunService
 from switchboard.runtime.chat import ChatService, PreparedTurn, TurnPlan, user_message
 from switchboard.runtime.events import Delta, Done, ToolCalled, ToolReturned
+from switchboard.runtime.gate import RunGate
 from switchboard.runtime.ledgered import CallRecord
 
 log = logging.getLogger("switchboard.runs")
@@ -262,6 +263,7 @@ class RunManager:
         runs: RunService,
         chat: ChatService,
         lease: OwnerLease,
+        gate: RunGate,
         key_ttl_s: float,
         poll_s: float,
         sweep_interval_s: float,
@@ -270,6 +272,7 @@ class RunManager:
         self.hub = EventHub()
         self._chat = chat
         self._lease = lease
+        self.gate = gate
         self._key_ttl_s = key_ttl_s
         self._poll_s = poll_s
         self._sweep_interval_s = sweep_interval_s
@@ -332,6 +335,24 @@ class RunManager:
         streaming: bool = False,
     ) -> Submitted:
         plan = await self._chat.plan(scope, agent_slug)  # refusals before anything is written
+        await self.gate.enter()  # 503 SERVER_BUSY when too many runs wait already
+        try:
+            return await self._create(scope, agent_slug, request, plan, idempotency_key, streaming)
+        except BaseException:
+            self.gate.leave()
+            raise
+
+    async def _create(
+        self,
+        scope: AccountScope,
+        agent_slug: str,
+        request: RunRequest,
+        plan: TurnPlan,
+        idempotency_key: str | None,
+        streaming: bool,
+    ) -> Submitted:
+        """Create the run and start its task (which leaves the gate when it ends); a replay
+        leaves the gate at once."""
         config = plan.config
         created = await self.runs.create(
             scope,
@@ -360,6 +381,7 @@ class RunManager:
             ),
         )
         if created.replayed:
+            self.gate.leave()
             return Submitted(created.run, True, self._local.get(created.run.id))
         for run_id in created.stopping:  # interrupt / rollback: stop ours at once
             running = self._local.get(run_id)
@@ -555,6 +577,7 @@ class RunManager:
                 error=error,
             )
         finally:
+            self.gate.leave()
             self._local.pop(run.id, None)
             if not local.outcome.done():
                 if outcome is None:
