@@ -64,6 +64,8 @@ class FakeLedger:
     rows: dict[uuid.UUID, Row] = field(default_factory=dict)
     refuse: BaseException | None = None  # raised by open
     finish_fails: BaseException | None = None  # raised by finish
+    finish_gate: asyncio.Event | None = None  # finish waits for it (a slow settlement)
+    finishing: asyncio.Event = field(default_factory=asyncio.Event)  # set when finish starts
 
     async def open(
         self,
@@ -95,6 +97,9 @@ class FakeLedger:
         reservation: Reservation | None = None,
     ) -> Cost:
         self.events.append(f"finish {status}")
+        self.finishing.set()
+        if self.finish_gate is not None:
+            await self.finish_gate.wait()
         if self.finish_fails is not None:
             raise self.finish_fails
         row = self.rows[row_id]
@@ -243,6 +248,30 @@ async def test_a_cancelled_call_is_settled_cancelled_with_the_estimate() -> None
     assert world.calls[0].usage == TokenUsage(input_tokens=10, source="estimated")
     assert world.events[-1] == "release"
     assert world.limiter.in_use(KEY) == 0
+
+
+async def test_a_call_whose_caller_is_cancelled_during_settlement_is_still_reported() -> None:
+    """The ledger's settlement is shielded and goes on; the run must still hear of the call
+    (else its result would leave out spend the ledger has)."""
+    world = World()
+    world.ledger.finish_gate = asyncio.Event()
+    settling = asyncio.Event()
+
+    async def call() -> None:
+        async with world.admission().admitted(ESTIMATE) as attempt:
+            attempt.usage = TokenUsage(input_tokens=7, output_tokens=3)
+        settling.set()
+
+    task = asyncio.create_task(call())
+    await world.ledger.finishing.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert not settling.is_set()
+    assert [(c.status, c.usage.input_tokens, c.usage.output_tokens) for c in world.calls] == [
+        ("complete", 7, 3)
+    ]
+    assert world.events[-1] == "release"
 
 
 async def test_leaving_without_the_providers_word_is_cancelled() -> None:

@@ -107,6 +107,17 @@ class ConversationRepository:
         )
         return int(result.scalar_one()) - count
 
+    async def lock(self, conversation_id: uuid.UUID) -> None:
+        """Take the conversation's row lock now (PostgreSQL; SQLite has one writer at a time
+        anyway)."""
+        if self._uow.dialect == "sqlite":
+            return
+        await self._uow.session.execute(
+            select(Conversation.id)
+            .where(Conversation.id == conversation_id, Conversation.account_id == self._account_id)
+            .with_for_update()
+        )
+
     async def allocate_run_seq(self, conversation_id: uuid.UUID) -> int:
         """The next run queue position of a conversation (locks its row until commit, so runs
         of one conversation are queued one at a time)."""

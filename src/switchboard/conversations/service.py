@@ -132,6 +132,13 @@ class ConversationService:
             await repo.exclude_run(run_id)
 
     @staticmethod
+    async def lock_in(u: UnitOfWork, conversation_id: uuid.UUID) -> None:
+        """Lock the conversation's row first: a unit of work that changes a conversation's runs
+        and then its messages (start, finish) must lock in the same order as one that queues a
+        run (conversation, then runs), or two of them deadlock on PostgreSQL."""
+        await ConversationRepository(u).lock(conversation_id)
+
+    @staticmethod
     async def require_in(u: UnitOfWork, conversation_id: uuid.UUID) -> None:
         """404 unless the conversation exists in the unit of work's account."""
         if await ConversationRepository(u).get(conversation_id) is None:

@@ -216,6 +216,7 @@ class RunService:
 
         async def op(u: UnitOfWork) -> tuple[StartState, TurnStart | None, RunView]:
             repo = RunRepository(u)
+            await ConversationService.lock_in(u, run.conversation_id)
             now = utcnow()
             seq = await repo.start(run.id, now=now)
             if seq is None:
@@ -248,7 +249,7 @@ class RunService:
                 await repo.add_events(run_id, first, events)
             return first
 
-        return await self._uow.run(op, scope=scope)
+        return await self._uow.run(op, scope=scope, insist=True)
 
     async def finish(
         self,
@@ -268,6 +269,7 @@ class RunService:
 
         async def op(u: UnitOfWork) -> datetime | None:
             repo = RunRepository(u)
+            await ConversationService.lock_in(u, run.conversation_id)
             got = await repo.finish(
                 run.id,
                 from_statuses=from_statuses,
@@ -284,7 +286,7 @@ class RunService:
             await repo.add_events(run.id, first, events)
             return finished_at
 
-        return await self._uow.run(op, scope=scope)
+        return await self._uow.run(op, scope=scope, insist=True)
 
     async def cancel(self, scope: AccountScope, run_id: uuid.UUID) -> RunView:
         """Idempotent: a pending run is cancelled at once; a running one is asked to stop (its

@@ -244,18 +244,32 @@ class CallAdmission:
         *,
         error: SwitchboardError | None = None,
     ) -> None:
-        cost = await self.ledger.finish(
-            self.ctx,
-            attempt.row_id,
-            status=status,
-            usage=usage,
-            latency_ms=int((time.monotonic() - attempt.started) * 1000),
-            provider_response_id=attempt.response_id,
-            error=error,
-            reservation=attempt.reservation,
-            response_body=attempt.response_body,
-        )
         code = error.code if error else ("CANCELLED" if status == "cancelled" else None)
+        try:
+            cost = await self.ledger.finish(
+                self.ctx,
+                attempt.row_id,
+                status=status,
+                usage=usage,
+                latency_ms=int((time.monotonic() - attempt.started) * 1000),
+                provider_response_id=attempt.response_id,
+                error=error,
+                reservation=attempt.reservation,
+                response_body=attempt.response_body,
+            )
+        except asyncio.CancelledError:
+            # Cancelled while waiting: the settlement itself goes on (shielded) and stores
+            # exactly this price, so the call is still reported to its run.
+            price = price_of(
+                model=self.ctx.model,
+                provider=self.ctx.provider,
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                cached_tokens=usage.cached_tokens,
+                overrides=self.ctx.prices,
+            )
+            self.on_call(CallRecord(attempt.row_id, usage, price, status, code))
+            raise
         self.on_call(CallRecord(attempt.row_id, usage, cost, status, code))
 
 
