@@ -72,6 +72,8 @@ class BuiltModel:
 class ModelFactory:
     def __init__(self) -> None:
         self._clients: dict[tuple[str, str, float], AsyncOpenAI] = {}
+        # Models are stateless between requests: one per (model, endpoint, key, timeout).
+        self._models: dict[tuple[str, str, str, float, bool], BuiltModel] = {}
 
     def build(self, config: EffectiveConfig) -> BuiltModel:
         spec = config.model
@@ -90,13 +92,17 @@ class ModelFactory:
             if provider.base_url is None:
                 raise ProviderMisconfigured(f"provider '{prefix}' has no base_url")
             api_key = self._key(prefix, provider.api_key_env, required=False)
-            client = self._client(provider.base_url, api_key, timeout)
-            return BuiltModel(
-                OpenAIChatModel(name, provider=OpenAIProvider(openai_client=client)),
-                prefix,
-                name,
-                continuous_usage=provider.continuous_usage_stats,
-            )
+            key = (spec, provider.base_url, api_key, timeout, provider.continuous_usage_stats)
+            built = self._models.get(key)
+            if built is None:
+                client = self._client(provider.base_url, api_key, timeout)
+                built = self._models[key] = BuiltModel(
+                    OpenAIChatModel(name, provider=OpenAIProvider(openai_client=client)),
+                    prefix,
+                    name,
+                    continuous_usage=provider.continuous_usage_stats,
+                )
+            return built
         if prefix == "openai":
             api_key = self._key(prefix, "OPENAI_API_KEY", required=True)
             client = self._client("https://api.openai.com/v1", api_key, timeout)
@@ -138,3 +144,4 @@ class ModelFactory:
         for client in self._clients.values():
             await client.close()
         self._clients.clear()
+        self._models.clear()
