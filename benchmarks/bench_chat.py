@@ -11,6 +11,7 @@ is measured the same way.
 
     .venv/bin/python benchmarks/bench_chat.py                      # SQLite
     .venv/bin/python benchmarks/bench_chat.py --postgres postgresql+asyncpg://postgres@127.0.0.1/postgres
+    .venv/bin/python benchmarks/bench_chat.py --workers 2 --redis redis://127.0.0.1:6379/0
 
 Every load loop is bounded in count and time and talks to 127.0.0.1 only.
 """
@@ -46,9 +47,17 @@ WARM_UP = 10  # chats (and direct calls) sent before each level, not counted: fi
 
 
 def cpu_ms(pid: int) -> float:
-    """User + system CPU time the process has used so far (Linux /proc), in ms."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time the process and its live children (``--workers``) have used so
+    far (Linux /proc), in ms."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(stat.parent.name) == pid or int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -157,9 +166,21 @@ async def ledger_latencies(http: httpx.AsyncClient, slug: str) -> dict[str, floa
 
 
 async def run_backend(
-    name: str, database_url: str, fake: FakeProviderProcess, levels: dict[int, int]
+    name: str,
+    database_url: str,
+    fake: FakeProviderProcess,
+    levels: dict[int, int],
+    *,
+    workers: int = 1,
+    redis_url: str | None = None,
 ) -> list[str]:
-    server = ServerProcess(database_url, admin_key=ADMIN_KEY, seed=False)
+    server = ServerProcess(
+        database_url,
+        admin_key=ADMIN_KEY,
+        seed=False,
+        env={"SWITCHBOARD_REDIS_URL": redis_url} if redis_url else None,
+        args=["--workers", str(workers)],
+    )
     base = server.url
     rows = []
     try:
@@ -196,11 +217,14 @@ async def main() -> None:
         default=",".join(f"{c}:{n}" for c, n in LEVELS.items()),
         help="concurrency:chats pairs, e.g. 1:200,50:1000 (default: %(default)s)",
     )
+    parser.add_argument("--workers", type=int, default=1, help="server processes (serve --workers)")
+    parser.add_argument("--redis", help="Redis URL (needed with more than one worker)")
     args = parser.parse_args()
     levels = {int(c): int(n) for c, n in (pair.split(":") for pair in args.levels.split(","))}
     header = [
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
-        f"{platform.python_version()}; {time.strftime('%Y-%m-%d')}",
+        f"{platform.python_version()}; {time.strftime('%Y-%m-%d')}; server workers: "
+        f"{args.workers}",
         "",
         "| backend | concurrency | chats | failed | provider direct p50 / p99 ms | direct req/s"
         " | chat p50 / p99 ms | chats/s | overhead p50 / p99 ms"
@@ -211,7 +235,14 @@ async def main() -> None:
     fake = FakeProviderProcess()
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            await run_backend("SQLite", f"sqlite+aiosqlite:///{tmp}/bench.db", fake, levels)
+            await run_backend(
+                "SQLite",
+                f"sqlite+aiosqlite:///{tmp}/bench.db",
+                fake,
+                levels,
+                workers=args.workers,
+                redis_url=args.redis,
+            )
         if args.postgres:
             name = f"switchboard_bench_{uuid.uuid4().hex[:8]}"
             admin = make_url(args.postgres).set(drivername="postgresql")
@@ -228,7 +259,9 @@ async def main() -> None:
                     check=True,
                     stdout=subprocess.DEVNULL,
                 )
-                await run_backend("PostgreSQL", url, fake, levels)
+                await run_backend(
+                    "PostgreSQL", url, fake, levels, workers=args.workers, redis_url=args.redis
+                )
             finally:
                 conn = await asyncpg.connect(admin.render_as_string(hide_password=False))
                 await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
