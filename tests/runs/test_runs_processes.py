@@ -46,6 +46,26 @@ async def _two_servers(database_url: str) -> AsyncIterator[tuple[httpx.AsyncClie
             server.stop()
 
 
+async def _race(
+    servers: tuple[httpx.AsyncClient, ...], slug: str, conversation: str, **body: Any
+) -> list[httpx.Response]:
+    """N runs racing on one conversation, sent to the servers in turn."""
+    return await asyncio.gather(
+        *(
+            create_run(
+                servers[i % len(servers)],
+                slug,
+                "bot",
+                ADMIN,
+                message=f"message {i}",
+                conversation_id=conversation,
+                **body,
+            )
+            for i in range(N)
+        )
+    )
+
+
 async def _status(http: httpx.AsyncClient, slug: str, run_id: str) -> dict[str, Any]:
     response = await http.get(f"{runs_url(slug, 'bot')}/{run_id}", headers=ADMIN)
     assert response.status_code == 200, response.text
@@ -71,19 +91,7 @@ async def test_enqueue_orders_a_conversation_s_runs_sent_to_two_processes(
     async with _two_servers(database_url) as (a, b):
         slug = await agent_account(a, fake)
         conversation = str(uuid.uuid4())
-        responses = await asyncio.gather(
-            *(
-                create_run(
-                    (a, b)[i % 2],
-                    slug,
-                    "bot",
-                    ADMIN,
-                    message=f"message {i}",
-                    conversation_id=conversation,
-                )
-                for i in range(N)
-            )
-        )
+        responses = await _race((a, b), slug, conversation)
         assert {r.status_code for r in responses} == {200}, [r.text for r in responses][:2]
         assert {r.json()["status"] for r in responses} == {"succeeded"}
         messages = await messages_of(a, slug, ADMIN, conversation)
@@ -103,20 +111,8 @@ async def test_reject_and_interrupt_hold_across_two_processes(
     async with _two_servers(database_url) as (a, b):
         slug = await agent_account(a, fake, request_timeout_s=60)
         conversation = str(uuid.uuid4())
-        raced = await asyncio.gather(
-            *(
-                create_run(
-                    (a, b)[i % 2],
-                    slug,
-                    "bot",
-                    ADMIN,
-                    message=f"m{i}",
-                    conversation_id=conversation,
-                    multitask_strategy="reject",
-                    background=True,
-                )
-                for i in range(N)
-            )
+        raced = await _race(
+            (a, b), slug, conversation, multitask_strategy="reject", background=True
         )
         accepted = [r for r in raced if r.status_code == 202]
         assert len(accepted) == 1, [r.text for r in raced]
@@ -218,20 +214,8 @@ async def test_interrupt_racing_on_two_processes_lets_the_last_run_win(
             custom_tools={"hang": "tests.tools:hang"},
         )
         conversation = str(uuid.uuid4())
-        raced = await asyncio.gather(
-            *(
-                create_run(
-                    (a, b)[i % 2],
-                    slug,
-                    "bot",
-                    ADMIN,
-                    message=f"m{i}",
-                    conversation_id=conversation,
-                    multitask_strategy="interrupt",
-                    background=True,
-                )
-                for i in range(N)
-            )
+        raced = await _race(
+            (a, b), slug, conversation, multitask_strategy="interrupt", background=True
         )
         assert {r.status_code for r in raced} == {202}, [r.text for r in raced]
         listed = await a.get(

@@ -16,10 +16,11 @@ from sse_starlette import ServerSentEvent
 
 from switchboard.db.uow import AccountScope
 from switchboard.runs.schemas import EventView
-from switchboard.runtime.runs import RunManager
+from switchboard.runtime.runs import Outcome, RunManager, Submitted
 
 T = TypeVar("T")
 PING_S = 15
+WAIT_S = 24 * 3600.0  # how long a waiting request follows a run another process executes
 
 
 def sse(event: EventView) -> ServerSentEvent:
@@ -57,6 +58,26 @@ async def until_disconnected(request: Request) -> None:
         message = await request.receive()
         if message["type"] == "http.disconnect":
             return
+
+
+async def ended(
+    request: Request,
+    manager: RunManager,
+    scope: AccountScope,
+    submitted: Submitted,
+    *,
+    cancel_on_disconnect: bool,
+) -> Outcome:
+    """A submitted run once it has ended: its outcome when this process executes it (a client
+    that leaves first cancels it if ``cancel_on_disconnect``), else the run as read once ended
+    (a replay of a run another process executes)."""
+    run_id = submitted.run.id
+    if submitted.local is None:
+        return Outcome(await manager.wait(scope, run_id, timeout_s=WAIT_S))
+    on_disconnect = (
+        (lambda: manager.disconnected(scope, run_id)) if cancel_on_disconnect else (lambda: None)
+    )
+    return await unless_disconnected(request, submitted.local.outcome, on_disconnect)
 
 
 async def unless_disconnected(

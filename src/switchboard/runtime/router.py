@@ -18,13 +18,12 @@ from switchboard.api.errors import error_body
 from switchboard.errors import InvalidRequest, NotFound, error_for_code
 from switchboard.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from switchboard.runs.schemas import EventView, RunOut, RunPage, RunView
-from switchboard.runtime.delivery import PING_S, run_events, unless_disconnected
+from switchboard.runtime.delivery import PING_S, ended, run_events
 from switchboard.runtime.runs import RunRequest
 from switchboard.runtime.schemas import ChatIn, ChatOut, IdempotencyKey, RunIn
 from switchboard.schemas import SafeStr
 
 router = APIRouter(prefix="/v1/accounts/{account}/agents/{agent}", tags=["chat"])
-WAIT_S = 24 * 3600.0
 _CHAT_EVENTS = ("delta", "tool_call", "tool_result")
 
 
@@ -65,16 +64,10 @@ async def chat(
             ping=PING_S,
             headers=headers,
         )
-    if submitted.local is not None:
-        outcome = await unless_disconnected(
-            request, submitted.local.outcome, lambda: runs.disconnected(scope, run.id)
-        )
-        if outcome.error is not None:
-            raise outcome.error
-        final = outcome.run
-    else:
-        final = await runs.wait(scope, run.id, timeout_s=WAIT_S)
-    return JSONResponse(_chat_out(final).model_dump(mode="json"), headers=headers)
+    outcome = await ended(request, runs, scope, submitted, cancel_on_disconnect=True)
+    if outcome.error is not None:
+        raise outcome.error
+    return JSONResponse(_chat_out(outcome.run).model_dump(mode="json"), headers=headers)
 
 
 def _chat_out(run: RunView) -> ChatOut:
@@ -196,16 +189,10 @@ async def create_run(
             ping=PING_S,
             headers=headers,
         )
-    if submitted.local is not None:
-        outcome = await unless_disconnected(
-            request,
-            submitted.local.outcome,
-            (lambda: runs.disconnected(scope, run.id)) if cancel else (lambda: None),
-        )
-        final = outcome.run
-    else:
-        final = await runs.wait(scope, run.id, timeout_s=WAIT_S)
-    return _run_response(final, replayed=submitted.replayed, headers={"Content-Location": location})
+    outcome = await ended(request, runs, scope, submitted, cancel_on_disconnect=cancel)
+    return _run_response(
+        outcome.run, replayed=submitted.replayed, headers={"Content-Location": location}
+    )
 
 
 @runs_router.get(RUNS + "/{run_id}", response_model=RunOut, summary="A run", name="get_run")
