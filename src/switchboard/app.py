@@ -13,13 +13,16 @@ from switchboard.api import metrics as metrics_api
 from switchboard.api.errors import ERROR_RESPONSES, install_error_handlers
 from switchboard.api.limits import BodySizeLimit
 from switchboard.api.metrics import RequestMetrics
+from switchboard.api.request_ids import RequestIds
 from switchboard.bootstrap import build_container
 from switchboard.conversations.router import router as conversations_router
 from switchboard.directory.router import IMPORT_ROUTE
 from switchboard.directory.router import router as directories_router
 from switchboard.discussion.router import router as discussions_router
 from switchboard.ledger.router import router as ledger_router
+from switchboard.mcp_server.endpoint import McpEndpoint
 from switchboard.metrics import Metrics
+from switchboard.openai_api.router import router as openai_router
 from switchboard.registry.router import router as agents_router
 from switchboard.runtime.router import router as chat_router
 from switchboard.runtime.router import runs_router
@@ -31,6 +34,7 @@ from switchboard.traffic.router import router as budget_router
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     metrics = Metrics()
+    mcp = McpEndpoint(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -41,7 +45,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await container.runs.start()  # their runs too; then watch for stop requests
         container.loop_lag.start()
         try:
-            yield
+            async with mcp.serve(container):  # the MCP SDK's session manager
+                yield
         finally:
             await container.aclose()
 
@@ -58,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         large_bodies={("POST", IMPORT_ROUTE): settings.max_import_bytes},
     )
     app.add_middleware(RequestMetrics, metrics=metrics)
+    app.add_middleware(RequestIds)  # added last, so outside the others: every response has it
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(metrics_api.router)
@@ -70,4 +76,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(budget_router)
     app.include_router(discussions_router)
     app.include_router(directories_router)
+    app.include_router(openai_router)
+    mcp.mount(app)
     return app

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/switchboard.db"
 
@@ -63,9 +63,21 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_import_bytes: int = Field(default=64 * 1_048_576, ge=1024)  # entries:import bodies
     embedder: Literal["auto", "minilm", "none"] = "auto"  # semantic directory search
+    # Logs (switchboard/logs.py): auto = human-readable on a terminal, one JSON object per line
+    # otherwise.
+    log_format: Literal["auto", "json", "text"] = "auto"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     config_dir: Path = Path("configs")
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    # /mcp answers 421 to a Host (403 to an Origin) not listed here: DNS-rebinding protection.
+    # Comma-separated; "host:*" allows any port. Add the public host name behind a proxy.
+    mcp_allowed_hosts: Annotated[list[str], NoDecode] = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
+    mcp_allowed_origins: Annotated[list[str], NoDecode] = [
+        "http://127.0.0.1:*",
+        "http://localhost:*",
+        "http://[::1]:*",
+    ]
 
     @field_validator("database_url")
     @classmethod
@@ -74,6 +86,23 @@ class Settings(BaseSettings):
             raise ValueError(
                 "database_url must start with 'sqlite+aiosqlite://' or 'postgresql+asyncpg://'"
             )
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_any_case(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _format_any_case(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("mcp_allowed_hosts", "mcp_allowed_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
     @model_validator(mode="after")

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from switchboard import logs
 from switchboard.bootstrap import Container
 from switchboard.config.roles import Actor
 from switchboard.db.uow import AccountScope
@@ -78,9 +79,12 @@ AgentSlug = Annotated[SafeStr, Path(min_length=1, max_length=64, description="Ag
 
 
 async def get_scope(
-    account: AccountSlug, principal: PrincipalDep, container: ContainerDep
+    account: AccountSlug, principal: PrincipalDep, container: ContainerDep, request: Request
 ) -> AccountScope:
-    return await container.tenancy.resolve(principal, account)
+    scope = await container.tenancy.resolve(principal, account)
+    # The request's log lines (and its runs') name the account, and the agent of agent routes.
+    logs.bind(account=scope.slug, agent=request.path_params.get("agent"))
+    return scope
 
 
 ScopeDep = Annotated[AccountScope, Depends(get_scope)]
@@ -89,7 +93,9 @@ ScopeDep = Annotated[AccountScope, Depends(get_scope)]
 async def get_admin_scope(
     account: AccountSlug, principal: AdminDep, container: ContainerDep
 ) -> AccountScope:
-    return await container.tenancy.resolve(principal, account)
+    scope = await container.tenancy.resolve(principal, account)
+    logs.bind(account=scope.slug)
+    return scope
 
 
 AdminScopeDep = Annotated[AccountScope, Depends(get_admin_scope)]

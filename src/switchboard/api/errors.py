@@ -15,6 +15,8 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from switchboard import logs
+from switchboard.api.request_ids import log_context_of
 from switchboard.errors import (
     BudgetExceeded,
     Conflict,
@@ -215,11 +217,16 @@ def install_error_handlers(app: FastAPI) -> None:
             headers=headers,
         )
 
-    async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", exc_info=exc)
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Starlette calls this outside every middleware: the request's ids come from its scope.
+        context = log_context_of(request.scope)
+        with logs.replaced(context):
+            log.exception("unhandled error", exc_info=exc)
+        request_id = context.get("request_id")
         return ErrorResponse(
             error_body("INTERNAL_ERROR", "internal server error", retryable=False, kind="fatal"),
             status_code=500,
+            headers={"X-Request-ID": request_id} if request_id else None,
         )
 
     app.add_exception_handler(SwitchboardError, on_switchboard_error)

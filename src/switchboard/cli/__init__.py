@@ -13,6 +13,7 @@ from switchboard.cli import (
     discuss,
     fake,
     ledger,
+    mcp,
     registry,
     serve,
     usage,
@@ -30,6 +31,7 @@ app.command("apply")(config.apply)
 app.command("fake-provider")(fake.fake_provider)
 app.command("usage")(usage.usage)
 app.command("discuss")(discuss.discuss)
+app.command("mcp")(mcp.mcp)
 app.add_typer(db.app, name="db")
 app.add_typer(config.app, name="config")
 app.add_typer(registry.app, name="registry")

@@ -27,6 +27,7 @@ from switchboard.bootstrap import Container
 from switchboard.cli.common import console, fail
 from switchboard.db.engine import ensure_private_directory, ensure_sqlite_directory, sqlite_path
 from switchboard.db.migrate import current_revision, head_revision, upgrade
+from switchboard.logs import logging_config
 from switchboard.operations.seed import (
     DEMO_ACCOUNT,
     DEMO_AGENT,
@@ -97,6 +98,8 @@ def serve(
     where = sqlite_path(settings.database_url) or "PostgreSQL"
     base = f"http://{bind_host}:{bind_port}"
     processes = f", {workers} worker processes" if workers > 1 else ""
+    # Structured logs (uvicorn's too), without the admin key; SWITCHBOARD_LOG_FORMAT/_LEVEL.
+    log_config, log_level = logging_config(settings), settings.log_level.lower()
     console.print(f"Switchboard on {base}  (database: {where}{processes})")
     _print_admin_key(admin, key_file)
     if workers > 1:
@@ -110,13 +113,14 @@ def serve(
             workers=workers,
             host=bind_host,
             port=bind_port,
-            log_level="info",
+            log_config=log_config,  # applied in each worker process too
+            log_level=log_level,
         )
         return
     app = create_app(settings)
     if seed:
         _seed_after_startup(app, base)
-    uvicorn.run(app, host=bind_host, port=bind_port, log_level="info")
+    uvicorn.run(app, host=bind_host, port=bind_port, log_config=log_config, log_level=log_level)
 
 
 _SEED_BASE = "_SWITCHBOARD_WORKER_SEED_BASE"

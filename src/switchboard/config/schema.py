@@ -35,6 +35,22 @@ class ModelSettingsConfig(_Strict):
     top_p: float | None = Field(default=None, gt=0, le=1)
 
 
+class OpenAICompatConfig(_Strict):
+    """How the agent answers on the OpenAI-compatible API (``/v1/chat/completions``)."""
+
+    tool_calls: Literal["hidden", "reasoning", "details"] = Field(
+        default="hidden",
+        description="How the tool calls the server ran are shown to an OpenAI client (never as "
+        "tool_calls, which it would try to run): not at all, as reasoning text "
+        '(reasoning_content), or as the <details type="tool_calls"> blocks Open WebUI renders',
+    )
+    overrides: list[Literal["temperature", "top_p", "max_tokens"]] = Field(
+        default_factory=list,
+        max_length=3,
+        description="Model settings a client's request may set; any other is refused",
+    )
+
+
 class MemoryConfig(_Strict):
     max_messages: int = Field(default=20, ge=1, le=1000)
     summarize: bool = True
@@ -148,6 +164,7 @@ class EffectiveConfig(_Strict):
     )
     model_settings: ModelSettingsConfig = _role("tenant", default=ModelSettingsConfig())
     memory: MemoryConfig = _role("tenant", default=MemoryConfig())
+    openai: OpenAICompatConfig = _role("tenant", default=OpenAICompatConfig())
     tool_timeout_s: float = _role("tenant", default=30.0, gt=0, le=3600)
     request_timeout_s: float = _role("tenant", default=120.0, gt=0, le=3600)
     ceilings: Ceilings = _role("operator", default=Ceilings())

@@ -186,6 +186,13 @@ class ConversationRepository:
         )
         return list(reversed(list(result.scalars())))
 
+    async def visible(self, conversation_id: uuid.UUID) -> list[Message]:
+        """The whole history the model may be shown again, oldest first."""
+        result = await self._uow.session.execute(
+            self._history_of(conversation_id).order_by(Message.seq)
+        )
+        return list(result.scalars())
+
     async def between(
         self, conversation_id: uuid.UUID, *, after: int, before: int
     ) -> list[Message]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -11,7 +11,7 @@ from switchboard.conversations.models import Conversation, Message
 from switchboard.conversations.repository import ConversationRepository
 from switchboard.conversations.schemas import NewMessage, StoredMessage
 from switchboard.db.uow import AccountScope, UnitOfWork, UnitOfWorkFactory
-from switchboard.errors import Conflict, NotFound
+from switchboard.errors import Conflict, InvalidRequest, NotFound
 from switchboard.pagination import (
     decode_int_cursor,
     decode_time_cursor,
@@ -21,6 +21,7 @@ from switchboard.pagination import (
 
 ConversationRef = uuid.UUID | Literal["default"] | None
 SUMMARY_SOURCE_LIMIT = 200
+SPOKEN = ("user", "assistant")  # the messages a client's copy of a history holds
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +30,10 @@ class Opened:
 
     conversation_id: uuid.UUID
     queue_seq: int
-    new: bool  # created by this run: its first message seq is reserved, no history
+    new: bool  # created by this run: its first message seqs are reserved, no history
+    # Messages a client's own copy of the history adds before the run's user message.
+    prelude: tuple[NewMessage, ...] = ()
+    forked_from: uuid.UUID | None = None  # the client's history diverged from this one
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,54 +65,125 @@ class ConversationService:
         agent_slug: str,
         ref: ConversationRef,
         user: str | None,
+        client: Sequence[NewMessage] | None = None,
+        active_runs: Callable[[uuid.UUID], Awaitable[Collection[uuid.UUID]]] | None = None,
+        after_run: uuid.UUID | None = None,
     ) -> Opened:
         """Find or create the conversation a run is for and give the run its queue position.
-        A new conversation's first message seq is reserved for the run's user message."""
+        A new conversation's first message seqs are reserved for the run's messages.
+
+        ``client`` is a client's own copy of the history (OpenAI-style clients send it whole,
+        without the new user message). A new conversation starts with it. An existing one is
+        compared with it under the conversation's lock: if the stored user and assistant
+        messages — of settled turns: not those of its ``active_runs``, which the client cannot
+        have seen — are a prefix of it, only the client's tail is added (the run then queues as
+        any other); otherwise the run goes to a new conversation forked at the common prefix
+        (the stored messages up to there, tool calls included, then the client's tail).
+
+        ``after_run`` continues from one run's turn (a Responses ``previous_response_id``): in
+        the same conversation when it is the latest settled turn there, else in a new one
+        forked after it."""
         repo = ConversationRepository(u)
         if ref is None:
+            prelude = tuple(client or ())
             conversation = await repo.add_new(
-                agent_id=agent_id, agent_slug=agent_slug, user=user, first_seq_used=1, runs_queued=1
+                agent_id=agent_id,
+                agent_slug=agent_slug,
+                user=user,
+                first_seq_used=len(prelude) + 1,
+                runs_queued=1,
             )
-            return Opened(conversation.id, 1, new=True)
+            return Opened(conversation.id, 1, new=True, prelude=prelude)
         conversation = await ConversationService._resolve(
             repo, agent_id=agent_id, agent_slug=agent_slug, ref=ref, user=user
         )
-        return Opened(conversation.id, await repo.allocate_run_seq(conversation.id), new=False)
+        if client is None and after_run is None:
+            return Opened(conversation.id, await repo.allocate_run_seq(conversation.id), new=False)
+        await repo.lock(conversation.id)
+        unsettled = set(await active_runs(conversation.id)) if active_runs else set()
+        if after_run is not None and after_run in unsettled:  # queue behind it
+            return Opened(conversation.id, await repo.allocate_run_seq(conversation.id), new=False)
+        stored = [m for m in await repo.visible(conversation.id) if m.run_id not in unsettled]
+        if after_run is not None:
+            cut = max((m.seq for m in stored if m.run_id == after_run), default=None)
+            if cut is None:
+                raise InvalidRequest(
+                    f"run '{after_run}' left nothing in its conversation to continue from",
+                    code="NOTHING_TO_CONTINUE",
+                )
+            if all(m.seq <= cut for m in stored):  # the latest turn: continue the conversation
+                return Opened(
+                    conversation.id, await repo.allocate_run_seq(conversation.id), new=False
+                )
+            prelude = tuple(NewMessage(m.role, m.content, m.data) for m in stored if m.seq <= cut)
+        else:
+            assert client is not None
+            said = [m for m in stored if m.role in SPOKEN]
+            common = 0
+            for mine, theirs in zip(said, client, strict=False):
+                if (mine.role, mine.content) != (theirs.role, theirs.content):
+                    break
+                common += 1
+            if common == len(said):
+                return Opened(
+                    conversation.id,
+                    await repo.allocate_run_seq(conversation.id),
+                    new=False,
+                    prelude=tuple(client[common:]),
+                )
+            cut = said[common - 1].seq if common else 0
+            prelude = (
+                *(NewMessage(m.role, m.content, m.data) for m in stored if m.seq <= cut),
+                *client[common:],
+            )
+        fork = await repo.add_new(
+            agent_id=agent_id,
+            agent_slug=agent_slug,
+            user=user,
+            first_seq_used=len(prelude) + 1,
+            runs_queued=1,
+        )
+        return Opened(fork.id, 1, new=True, prelude=prelude, forked_from=conversation.id)
 
     @staticmethod
     async def start_turn_in(
         u: UnitOfWork,
         opened: Opened,
         *,
-        message: NewMessage,
+        messages: Sequence[NewMessage],
         run_id: uuid.UUID,
         max_messages: int,
         summarize: bool,
     ) -> TurnStart:
-        """Store the run's user message and load the history window it sees."""
+        """Store the run's messages (a client's prelude, then the user message — the last) and
+        load the history window the run sees."""
         repo = ConversationRepository(u)
         conversation_id = opened.conversation_id
-        if opened.new:  # seq 1 was reserved for this message; there is no history to load
-            await repo.add_messages(conversation_id, 1, [message], run_id=run_id)
-            return TurnStart(conversation_id, None, 1, [], [])
-        conversation = await repo.get(conversation_id)
-        if conversation is None:
-            raise conversation_not_found(conversation_id)
-        seq = await repo.allocate(conversation_id, 1)
-        await repo.add_messages(conversation_id, seq, [message], run_id=run_id)
+        summary, summary_upto = None, 0
+        if opened.new:  # its first seqs were reserved for these messages
+            seq = 1
+            await repo.add_messages(conversation_id, seq, messages, run_id=run_id)
+            if len(messages) == 1:  # there is no history to load
+                return TurnStart(conversation_id, None, 1, [], [])
+        else:
+            conversation = await repo.get(conversation_id)
+            if conversation is None:
+                raise conversation_not_found(conversation_id)
+            summary, summary_upto = conversation.summary, conversation.summary_upto_seq
+            seq = await repo.allocate(conversation_id, len(messages))
+            await repo.add_messages(conversation_id, seq, messages, run_id=run_id)
+        user_seq = seq + len(messages) - 1
         history = _from_a_user_turn(
-            await repo.recent(conversation_id, before_seq=seq, limit=max_messages)
+            await repo.recent(conversation_id, before_seq=user_seq, limit=max_messages)
         )
         to_summarize: list[Message] = []
-        window_start = history[0].seq if history else seq
-        if summarize and window_start > conversation.summary_upto_seq + 1:
+        window_start = history[0].seq if history else user_seq
+        if summarize and window_start > summary_upto + 1:
             to_summarize = (
-                await repo.between(
-                    conversation_id, after=conversation.summary_upto_seq, before=window_start
-                )
+                await repo.between(conversation_id, after=summary_upto, before=window_start)
             )[-SUMMARY_SOURCE_LIMIT:]
         return TurnStart(
-            conversation_id, conversation.summary, seq, _stored(history), _stored(to_summarize)
+            conversation_id, summary, user_seq, _stored(history), _stored(to_summarize)
         )
 
     @staticmethod

@@ -37,6 +37,7 @@ class LlmRequest(Base):
         ),
         Index("ix_llm_requests_account_id_status_created_at", "account_id", "status", "created_at"),
         Index("ix_llm_requests_status_owner_id", "status", "owner_id"),
+        Index("ix_llm_requests_account_id_run_id", "account_id", "run_id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)

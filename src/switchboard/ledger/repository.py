@@ -196,6 +196,8 @@ class LedgerRepository:
         statement = statement.where(LlmRequest.account_id == self._uow.account.id)
         if filters.conversation_id is not None:
             statement = statement.where(LlmRequest.conversation_id == filters.conversation_id)
+        if filters.run_id is not None:
+            statement = statement.where(LlmRequest.run_id == filters.run_id)
         if filters.agent is not None:
             statement = statement.where(LlmRequest.agent_slug == filters.agent)
         if filters.status is not None:

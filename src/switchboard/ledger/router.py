@@ -31,6 +31,7 @@ async def list_llm_requests(
     scope: ScopeDep,
     container: ContainerDep,
     conversation_id: uuid.UUID | None = None,
+    run_id: uuid.UUID | None = None,
     agent: Annotated[SafeStr | None, Query(max_length=64)] = None,
     status: Status | None = None,
     since: QueryTime | None = None,
@@ -40,6 +41,7 @@ async def list_llm_requests(
 ) -> LlmRequestPage:
     filters = LedgerFilters(
         conversation_id=conversation_id,
+        run_id=run_id,
         agent=agent,
         status=status,
         since=utc_query_time(since, "since"),

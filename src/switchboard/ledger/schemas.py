@@ -16,6 +16,7 @@ GroupBy = Literal["agent", "model", "day"]
 @dataclass(frozen=True, slots=True)
 class LedgerFilters:
     conversation_id: uuid.UUID | None = None
+    run_id: uuid.UUID | None = None
     agent: str | None = None
     status: str | None = None
     since: datetime | None = None

@@ -248,9 +248,15 @@ class LedgerService:
                 status,
                 usage.input_tokens,
                 usage.output_tokens,
+                extra={"llm_request_id": str(row_id)},
             )
         elif outcome == "final":
-            log.error("ledger row %s was already final when settled as %s", row_id, status)
+            log.error(
+                "ledger row %s was already final when settled as %s",
+                row_id,
+                status,
+                extra={"llm_request_id": str(row_id)},
+            )
         return cost
 
     def _track(self, work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:

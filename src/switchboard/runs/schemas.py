@@ -67,6 +67,7 @@ OnDisconnect = Literal["cancel", "continue"]
 class RunUsage(BaseModel):
     input_tokens: int
     output_tokens: int
+    cached_tokens: int = Field(default=0, description="Of the input tokens, read from cache")
 
 
 class RunResult(BaseModel):

@@ -32,7 +32,7 @@ SWEEP_BATCH = 500
 NOTHING_SPENT = {
     "reply": "",
     "llm_request_ids": [],
-    "usage": {"input_tokens": 0, "output_tokens": 0},
+    "usage": {"input_tokens": 0, "output_tokens": 0, "cached_tokens": 0},
     "cost_usd": nano_to_usd_str(0),
 }
 SWEEP_MAX_BATCHES = 100
@@ -48,6 +48,8 @@ class NewRun:
     conversation: ConversationRef
     user: str | None
     message: NewMessage
+    client: tuple[NewMessage, ...] | None  # a client's own copy of the history (OpenAI-style)
+    after_run: uuid.UUID | None  # continue from this run's turn (forking if it is not the last)
     strategy: str
     on_disconnect: str
     background: bool
@@ -66,6 +68,8 @@ class Created:
     replayed: bool
     start: TurnStart | None = None  # set when the run started at once
     stopping: tuple[uuid.UUID, ...] = ()  # running runs this one asked to stop (interrupt)
+    prelude: tuple[NewMessage, ...] = ()  # stored before the user message when it starts
+    forked_from: uuid.UUID | None = None  # the client's history diverged from this one
 
 
 class _Replay(Exception):
@@ -92,14 +96,21 @@ class RunService:
         run_id = uuid.uuid4()
 
         async def op(u: UnitOfWork) -> Created:
+            repo = RunRepository(u)
+
+            async def active_runs(conversation_id: uuid.UUID) -> list[uuid.UUID]:
+                return [r.id for r in await repo.active(conversation_id, before_seq=2**31 - 1)]
+
             opened = await ConversationService.open_in(
                 u,
                 agent_id=new.agent_id,
                 agent_slug=new.agent_slug,
                 ref=new.conversation,
                 user=new.user,
+                client=new.client,
+                active_runs=active_runs,
+                after_run=new.after_run,
             )
-            repo = RunRepository(u)
             now = utcnow()
             values: dict[str, Any] = {
                 "id": run_id,
@@ -155,7 +166,7 @@ class RunService:
                 start = await ConversationService.start_turn_in(
                     u,
                     opened,
-                    message=new.message,
+                    messages=[*opened.prelude, new.message],
                     run_id=run_id,
                     max_messages=new.max_messages,
                     summarize=new.summarize,
@@ -163,7 +174,14 @@ class RunService:
                 events.append(("started", _event(run_id, "running")))
             await repo.add_events(run_id, 1, events)
             view = RunView.from_values({"account_id": scope.id, **values})
-            return Created(run=view, replayed=False, start=start, stopping=stopping)
+            return Created(
+                run=view,
+                replayed=False,
+                start=start,
+                stopping=stopping,
+                prelude=opened.prelude,
+                forked_from=opened.forked_from,
+            )
 
         for _ in range(3):
             try:
@@ -207,7 +225,7 @@ class RunService:
         scope: AccountScope,
         run: RunView,
         *,
-        message: NewMessage,
+        messages: Sequence[NewMessage],
         max_messages: int,
         summarize: bool,
     ) -> tuple[StartState, TurnStart | None, RunView]:
@@ -226,7 +244,7 @@ class RunService:
             start = await ConversationService.start_turn_in(
                 u,
                 Opened(run.conversation_id, run.queue_seq, new=False),
-                message=message,
+                messages=messages,
                 run_id=run.id,
                 max_messages=max_messages,
                 summarize=summarize,

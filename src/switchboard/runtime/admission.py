@@ -17,6 +17,7 @@ Admission refusals (``ProviderBusy``, ``BudgetExceeded``, ``BudgetBusy``,
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -46,6 +47,7 @@ RETRYABLE = (ProviderRateLimited, ProviderUnavailable, ProviderTimeout, Provider
 DEFAULT_BUDGET_WAIT_S = 30.0  # for models without a provider queue (the offline demo)
 Status = Literal["complete", "error", "cancelled"]
 T = TypeVar("T")
+log = logging.getLogger("switchboard.provider")
 OnRetry = Callable[[SwitchboardError, int, float], None]
 Measure = Callable[[BaseException | None], TokenUsage]
 
@@ -199,7 +201,7 @@ class CallAdmission:
                 if not isinstance(exc, Exception):  # cancelled, or the consumer went away
                     await self._settle(attempt, "cancelled", attempt.measure(exc))
                     raise
-                error = classify_provider_error(exc, self.ctx.model)
+                error = classify_provider_error(exc, self.ctx.model, row_id=attempt.row_id)
                 await self._settle(attempt, "error", attempt.measure(exc), error=error)
                 if error is exc:
                     raise
@@ -228,6 +230,13 @@ class CallAdmission:
                     raise
                 if self.traffic.metrics is not None:
                     self.traffic.metrics.retried(error)
+                log.info(
+                    "provider call to model '%s' failed with %s (attempt %d); retrying in %.2f s",
+                    self.ctx.model,
+                    error.code,
+                    number,
+                    delay,
+                )
                 if self.on_retry is not None:
                     self.on_retry(error, number, delay)
                 await asyncio.sleep(delay)

@@ -76,6 +76,7 @@ class PreparedTurn:
     to_summarize: list[StoredMessage]
     summary: str | None
     message: str
+    settings: dict[str, Any] = field(default_factory=dict)  # a client's allowed overrides
     streaming: bool = True  # a client watches the run live (else a cut stream is retried)
     on_call: Callable[[CallRecord], None] | None = None
     on_retry: OnRetry | None = None  # a transient provider error, retried after a delay
@@ -144,6 +145,11 @@ def _as_stored(message: ModelMessage) -> NewMessage:
 
 def user_message(text: str) -> NewMessage:
     return _as_stored(ModelRequest(parts=[UserPromptPart(content=text)]))
+
+
+def assistant_message(text: str) -> NewMessage:
+    """A reply a client's own copy of the history holds (OpenAI-style clients send it)."""
+    return _as_stored(ModelResponse(parts=[TextPart(content=text)]))
 
 
 STOPPED_TOOL_RESULT = "The run was stopped before this tool returned."
@@ -303,7 +309,7 @@ class ChatService:
             deps=deps,
             model=self._model(turn, "chat"),
             instructions=instructions,
-            model_settings=self._gateway.settings_for(turn.config),
+            model_settings=self._gateway.settings_for(turn.config, turn.settings),
             usage_limits=UsageLimits(request_limit=MAX_MODEL_REQUESTS),
             cancellation_token=turn.cancel_token,
         ) as events:

@@ -5,7 +5,8 @@ a summary, a discussion's participant — is built here, behind the admission pa
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from pydantic_ai.models.openai import OpenAIChatModelSettings
 
@@ -93,12 +94,17 @@ class Gateway:
             on_open=on_open,
         )
 
-    def settings_for(self, config: EffectiveConfig) -> OpenAIChatModelSettings:
-        settings = OpenAIChatModelSettings(max_tokens=config.model_settings.max_tokens)
-        if config.model_settings.temperature is not None:
-            settings["temperature"] = config.model_settings.temperature
-        if config.model_settings.top_p is not None:
-            settings["top_p"] = config.model_settings.top_p
+    def settings_for(
+        self, config: EffectiveConfig, overrides: Mapping[str, Any] | None = None
+    ) -> OpenAIChatModelSettings:
+        """The agent's model settings, with a client's ``overrides`` of the keys the agent lets
+        clients set (``openai.overrides``; checked by the caller)."""
+        chosen = config.model_settings.model_dump() | dict(overrides or {})
+        settings = OpenAIChatModelSettings(max_tokens=chosen["max_tokens"])
+        if chosen["temperature"] is not None:
+            settings["temperature"] = chosen["temperature"]
+        if chosen["top_p"] is not None:
+            settings["top_p"] = chosen["top_p"]
         if self.models.continuous_usage(config):  # ignored by non-OpenAI models
             settings["openai_continuous_usage_stats"] = True
         return settings

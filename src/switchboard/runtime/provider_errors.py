@@ -5,6 +5,7 @@ the full error goes to the operator's log."""
 from __future__ import annotations
 
 import logging
+import uuid
 
 from pydantic_ai import exceptions as pai
 
@@ -37,11 +38,15 @@ def http_status_of(exc: BaseException) -> int | None:
     return status if isinstance(status, int) else None
 
 
-def classify_provider_error(exc: Exception, model: str) -> SwitchboardError:
-    """The error in its class, with a message that summarises status and class only."""
+def classify_provider_error(
+    exc: Exception, model: str, *, row_id: uuid.UUID | None = None
+) -> SwitchboardError:
+    """The error in its class, with a message that summarises status and class only
+    (``row_id``: the call's ledger row, named in the operator's log line)."""
     if isinstance(exc, SwitchboardError):
         return exc
-    log.warning("provider call to model '%s' failed: %r", model, exc)
+    extra = {"llm_request_id": str(row_id)} if row_id is not None else None
+    log.warning("provider call to model '%s' failed: %r", model, exc, extra=extra)
     status = http_status_of(exc)
     http = f" (HTTP {status})" if status is not None else ""
     prefix = f"model '{model}': "

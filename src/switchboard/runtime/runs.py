@@ -31,6 +31,8 @@ from typing import Any, Literal
 from pydantic_ai import CancellationToken
 from pydantic_ai.exceptions import RunCancelled
 
+from switchboard import logs
+from switchboard.conversations.schemas import NewMessage
 from switchboard.conversations.service import ConversationRef, TurnStart
 from switchboard.db.uow import AccountScope
 from switchboard.errors import SwitchboardError, TransientError, error_for_code
@@ -61,10 +63,14 @@ class RunRequest:
     strategy: str = "enqueue"
     on_disconnect: str = "continue"
     background: bool = False
+    # An OpenAI-style client's own copy of the history, before ``message`` (see open_in).
+    client: tuple[NewMessage, ...] | None = None
+    settings: tuple[tuple[str, Any], ...] = ()  # model settings the agent lets a client set
+    after_run: uuid.UUID | None = None  # continue from this run's turn (Responses' previous)
 
     def fingerprint(self, agent_slug: str) -> str:
         """What makes two requests the same run (``stream`` is only how it is delivered)."""
-        body = {
+        body: dict[str, Any] = {
             "agent": agent_slug,
             "message": self.message,
             "conversation_id": None if self.conversation is None else str(self.conversation),
@@ -73,6 +79,12 @@ class RunRequest:
             "on_disconnect": self.on_disconnect,
             "background": self.background,
         }
+        if self.client is not None:
+            body["client"] = [[m.role, m.content] for m in self.client]
+        if self.settings:
+            body["settings"] = dict(self.settings)
+        if self.after_run is not None:
+            body["after_run"] = str(self.after_run)
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -119,6 +131,7 @@ class Submitted:
     run: RunView
     replayed: bool
     local: LocalRun | None  # set when this process executes the run
+    forked_from: uuid.UUID | None = None  # the client's history diverged from this one
 
 
 class EventHub:
@@ -180,6 +193,7 @@ def _result(calls: list[CallRecord], reply: str) -> dict[str, Any]:
         "usage": {
             "input_tokens": sum(c.usage.input_tokens for c in calls),
             "output_tokens": sum(c.usage.output_tokens for c in calls),
+            "cached_tokens": sum(c.usage.cached_tokens for c in calls),
         },
         "cost_usd": nano_to_usd_str(sum(c.cost.nano_usd for c in calls)),
     }
@@ -335,9 +349,25 @@ class RunManager:
         streaming: bool = False,
     ) -> Submitted:
         plan = await self._chat.plan(scope, agent_slug)  # refusals before anything is written
+        return await self.submit_planned(
+            plan, request, idempotency_key=idempotency_key, streaming=streaming
+        )
+
+    async def submit_planned(
+        self,
+        plan: TurnPlan,
+        request: RunRequest,
+        *,
+        idempotency_key: str | None = None,
+        streaming: bool = False,
+    ) -> Submitted:
+        """``submit`` for a caller that needed the agent's plan (its configuration) to shape
+        the request."""
         await self.gate.enter()  # 503 SERVER_BUSY when too many runs wait already
         try:
-            return await self._create(scope, agent_slug, request, plan, idempotency_key, streaming)
+            return await self._create(
+                plan.scope, plan.agent_slug, request, plan, idempotency_key, streaming
+            )
         except BaseException:
             self.gate.leave()
             raise
@@ -362,6 +392,8 @@ class RunManager:
                 conversation=request.conversation,
                 user=request.user,
                 message=user_message(request.message),
+                client=request.client,
+                after_run=request.after_run,
                 strategy=request.strategy,
                 on_disconnect=request.on_disconnect,
                 background=request.background,
@@ -389,11 +421,20 @@ class RunManager:
                 running.stop(request.strategy)
         local = LocalRun(created.run, scope)
         self._local[created.run.id] = local
-        local.task = asyncio.create_task(
-            self._execute(local, plan, request, created.start, streaming=streaming),
-            name=f"run-{created.run.id}",
-        )
-        return Submitted(created.run, False, local)
+        run = created.run
+        with logs.bound(  # the task's log lines (its tools' and ledger's too) carry these
+            account=scope.slug,
+            agent=agent_slug,
+            conversation_id=run.conversation_id,
+            run_id=run.id,
+        ):
+            local.task = asyncio.create_task(
+                self._execute(
+                    local, plan, request, created.start, created.prelude, streaming=streaming
+                ),
+                name=f"run-{run.id}",
+            )
+        return Submitted(created.run, False, local, created.forked_from)
 
     async def cancel(self, scope: AccountScope, run_id: uuid.UUID) -> RunView:
         run = await self.runs.cancel(scope, run_id)
@@ -463,6 +504,7 @@ class RunManager:
         plan: TurnPlan,
         request: RunRequest,
         start: TurnStart | None,
+        prelude: tuple[NewMessage, ...],
         *,
         streaming: bool,
     ) -> None:
@@ -473,7 +515,7 @@ class RunManager:
         outcome: Outcome | None = None
         try:
             if start is None:
-                start = await self._wait_for_turn(local, plan, request)
+                start = await self._wait_for_turn(local, plan, request, prelude)
                 if start is None:  # cancelled (or swept) while it waited
                     outcome = Outcome(await self.runs.get(scope, run.id))
                     return
@@ -485,6 +527,7 @@ class RunManager:
                 to_summarize=start.to_summarize,
                 summary=start.summary,
                 message=request.message,
+                settings=dict(request.settings),
                 streaming=streaming,
                 on_call=lambda call: events.push(*_call_event(call)),
                 on_retry=lambda error, attempt, delay: events.push(
@@ -591,17 +634,21 @@ class RunManager:
             self._turns.notify(run.conversation_id)
 
     async def _wait_for_turn(
-        self, local: LocalRun, plan: TurnPlan, request: RunRequest
+        self,
+        local: LocalRun,
+        plan: TurnPlan,
+        request: RunRequest,
+        prelude: tuple[NewMessage, ...],
     ) -> TurnStart | None:
         """Try to start the run until every run queued before it in its conversation has
         ended: woken by runs of this process ending, polling for other processes'."""
-        message = user_message(request.message)
+        messages = [*prelude, user_message(request.message)]
         while True:
             ended = self._turns.changed(local.run.conversation_id)
             state, start, local.run = await self.runs.start(
                 plan.scope,
                 local.run,
-                message=message,
+                messages=messages,
                 max_messages=plan.config.memory.max_messages,
                 summarize=plan.config.memory.summarize,
             )

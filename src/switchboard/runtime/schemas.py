@@ -54,6 +54,7 @@ class RunIn(ChatIn):
 class Usage(BaseModel):
     input_tokens: int
     output_tokens: int
+    cached_tokens: int = Field(default=0, description="Of the input tokens, read from cache")
 
 
 class ChatOut(BaseModel):

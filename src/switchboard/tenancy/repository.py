@@ -39,6 +39,14 @@ class AccountRepository:
         result = await self._uow.session.execute(select(Account).where(Account.slug == slug))
         return result.scalar_one_or_none()
 
+    async def page(self, *, after: str | None, limit: int) -> list[Account]:
+        """Accounts in slug order, after ``after``."""
+        query = select(Account).order_by(Account.slug).limit(limit)
+        if after is not None:
+            query = query.where(Account.slug > after)
+        result = await self._uow.session.execute(query)
+        return list(result.scalars())
+
     async def upsert(self, *, slug: str, name: str) -> tuple[Account, bool]:
         """Create or rename; returns the account and whether it was created."""
         account = await self.insert(slug=slug, name=name)

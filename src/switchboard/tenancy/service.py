@@ -84,6 +84,14 @@ class TenancyService:
 
         return await self._uow.run(op, write=False)
 
+    async def accounts(self, *, limit: int = 10_000) -> list[Account]:
+        """Every account (the operator's view), in slug order, at most ``limit``."""
+
+        async def op(u: UnitOfWork) -> list[Account]:
+            return await AccountRepository(u).page(after=None, limit=limit)
+
+        return await self._uow.run(op, write=False)
+
     async def create_key(self, scope: AccountScope, *, name: str | None) -> CreatedKey:
         secret = keys.generate_key()
 
