@@ -116,22 +116,36 @@ async def baseline(fake_url: str, pid: int, concurrency: int, total: int) -> dic
     }
 
 
+def _request(api: str, slug: str) -> tuple[str, dict[str, Any]]:
+    """The same one-call chat through Switchboard's own route or the OpenAI-compatible one."""
+    if api == "openai":
+        body = {"model": f"{slug}/bot", "messages": [{"role": "user", "content": "hello there"}]}
+        return "/v1/chat/completions", body
+    return f"/v1/accounts/{slug}/agents/bot/chat", {"message": "hello there"}
+
+
+def _ledger_ids(api: str, answer: dict[str, Any]) -> list[str]:
+    return (
+        answer["switchboard"]["llm_request_ids"] if api == "openai" else answer["llm_request_ids"]
+    )  # type: ignore[no-any-return]
+
+
 async def through_switchboard(
-    base: str, pid: int, slug: str, concurrency: int, total: int
+    base: str, pid: int, slug: str, concurrency: int, total: int, api: str = "chat"
 ) -> dict[str, float]:
+    route, body = _request(api, slug)
+
     async with httpx.AsyncClient(
         base_url=base, timeout=60, headers=HEADERS, limits=httpx.Limits(max_connections=concurrency)
     ) as http:
 
         async def call(i: int) -> tuple[float, str] | None:
             started = time.perf_counter()
-            response = await http.post(
-                f"/v1/accounts/{slug}/agents/bot/chat", json={"message": "hello there"}
-            )
+            response = await http.post(route, json=body)
             elapsed = (time.perf_counter() - started) * 1000
             if response.status_code != 200:
                 return None
-            return elapsed, response.json()["llm_request_ids"][0]
+            return elapsed, _ledger_ids(api, response.json())[0]
 
         await drive(1, WARM_UP, call)
         cpu_before = cpu_ms(pid)
@@ -173,6 +187,7 @@ async def run_backend(
     *,
     workers: int = 1,
     redis_url: str | None = None,
+    api: str = "chat",
 ) -> list[str]:
     server = ServerProcess(
         database_url,
@@ -195,7 +210,9 @@ async def run_backend(
                 )
             await fake.reset()
             direct = await baseline(fake.url, fake.process.pid, concurrency, total)
-            chats = await through_switchboard(base, server.process.pid, slug, concurrency, total)
+            chats = await through_switchboard(
+                base, server.process.pid, slug, concurrency, total, api
+            )
             rows.append(
                 f"| {name} | {concurrency} | {chats['n']:.0f} | {chats['failed']:.0f} | "
                 f"{direct['p50']:.1f} / {direct['p99']:.1f} | {direct['rps']:.0f} | "
@@ -219,12 +236,19 @@ async def main() -> None:
     )
     parser.add_argument("--workers", type=int, default=1, help="server processes (serve --workers)")
     parser.add_argument("--redis", help="Redis URL (needed with more than one worker)")
+    parser.add_argument(
+        "--api",
+        choices=["chat", "openai"],
+        default="chat",
+        help="Switchboard's own /chat route, or /v1/chat/completions (to compare request for "
+        "request with other OpenAI-compatible servers)",
+    )
     args = parser.parse_args()
     levels = {int(c): int(n) for c, n in (pair.split(":") for pair in args.levels.split(","))}
     header = [
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}; {time.strftime('%Y-%m-%d')}; server workers: "
-        f"{args.workers}",
+        f"{args.workers}; route: {args.api}",
         "",
         "| backend | concurrency | chats | failed | provider direct p50 / p99 ms | direct req/s"
         " | chat p50 / p99 ms | chats/s | overhead p50 / p99 ms"
@@ -242,6 +266,7 @@ async def main() -> None:
                 levels,
                 workers=args.workers,
                 redis_url=args.redis,
+                api=args.api,
             )
         if args.postgres:
             name = f"switchboard_bench_{uuid.uuid4().hex[:8]}"
@@ -260,7 +285,13 @@ async def main() -> None:
                     stdout=subprocess.DEVNULL,
                 )
                 await run_backend(
-                    "PostgreSQL", url, fake, levels, workers=args.workers, redis_url=args.redis
+                    "PostgreSQL",
+                    url,
+                    fake,
+                    levels,
+                    workers=args.workers,
+                    redis_url=args.redis,
+                    api=args.api,
                 )
             finally:
                 conn = await asyncpg.connect(admin.render_as_string(hide_password=False))
