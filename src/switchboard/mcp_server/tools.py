@@ -34,9 +34,10 @@ from switchboard.config.directories import DirectoryConfig
 from switchboard.db.uow import AccountScope
 from switchboard.directory.schemas import SearchHitOut, SearchOut
 from switchboard.directory.search import SearchMode
-from switchboard.errors import InvalidRequest, SwitchboardError, error_for_code
+from switchboard.errors import InvalidRequest, SwitchboardError
 from switchboard.registry.schemas import AgentFilters, AgentOut
 from switchboard.runs.schemas import RunView
+from switchboard.runtime.delivery import run_error
 from switchboard.runtime.runs import RunRequest, Submitted
 from switchboard.schemas import SafeStr, StrictModel
 
@@ -271,12 +272,7 @@ async def _ended(container: Container, scope: AccountScope, submitted: Submitted
 
 def _succeeded(run: RunView) -> RunView:
     if run.status != "succeeded" or not run.result:
-        cancelled = run.status == "cancelled"
-        raise error_for_code(
-            run.error_code or ("RUN_CANCELLED" if cancelled else "RUN_INTERRUPTED"),
-            run.error_message or f"the run was {run.status}",
-            run.error_class or ("permanent" if cancelled else "transient"),
-        )
+        raise run_error(run)
     return run
 
 

@@ -69,8 +69,22 @@ def _check_unsupported(body: ChatCompletionIn) -> None:
         raise unsupported("response_format", "agents answer in free text only")
 
 
+def allowed_settings(
+    wanted: dict[str, Any], config: EffectiveConfig, *, params: dict[str, str] | None = None
+) -> tuple[tuple[str, Any], ...]:
+    """The sampling settings a request sets, refused unless the agent allows each one
+    (``openai.overrides``); ``params`` names a setting's request field where they differ."""
+    allowed = set(config.openai.overrides)
+    for name in wanted:
+        if name not in allowed:
+            raise unsupported(
+                (params or {}).get(name, name),
+                f"this agent does not let requests set '{name}' (its config: openai.overrides)",
+            )
+    return tuple(sorted(wanted.items()))
+
+
 def _settings(body: ChatCompletionIn, config: EffectiveConfig) -> tuple[tuple[str, Any], ...]:
-    """The sampling settings the request sets, each one the agent allows (``openai.overrides``)."""
     wanted: dict[str, Any] = {}
     if body.temperature is not None:
         wanted["temperature"] = body.temperature
@@ -79,15 +93,19 @@ def _settings(body: ChatCompletionIn, config: EffectiveConfig) -> tuple[tuple[st
     max_tokens = body.max_completion_tokens or body.max_tokens
     if max_tokens is not None:
         wanted["max_tokens"] = max_tokens
-    allowed = set(config.openai.overrides)
-    for name in wanted:
-        if name not in allowed:
-            param = "max_completion_tokens" if body.max_completion_tokens else name
-            raise unsupported(
-                param if name == "max_tokens" else name,
-                f"this agent does not let requests set '{name}' (its config: openai.overrides)",
-            )
-    return tuple(sorted(wanted.items()))
+    field = "max_completion_tokens" if body.max_completion_tokens else "max_tokens"
+    return allowed_settings(wanted, config, params={"max_tokens": field})
+
+
+def strategy_of(metadata: dict[str, str] | None) -> str:
+    """``metadata.multitask_strategy``: what a run does when its conversation is busy."""
+    strategy = (metadata or {}).get("multitask_strategy", "enqueue")
+    if strategy not in _STRATEGIES:
+        raise unsupported(
+            "metadata.multitask_strategy",
+            f"multitask_strategy must be one of {', '.join(_STRATEGIES)}",
+        )
+    return strategy
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,13 +125,7 @@ def conversation_of(body: ChatCompletionIn, header: str | None) -> Conversation:
             raise unsupported(
                 "metadata.conversation_id", "conversation_id must be a conversation's UUID"
             ) from None
-    strategy = metadata.get("multitask_strategy", "enqueue")
-    if strategy not in _STRATEGIES:
-        raise unsupported(
-            "metadata.multitask_strategy",
-            f"multitask_strategy must be one of {', '.join(_STRATEGIES)}",
-        )
-    return Conversation(ref, strategy)
+    return Conversation(ref, strategy_of(metadata))
 
 
 def run_request(

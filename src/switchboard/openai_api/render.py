@@ -20,11 +20,9 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.completion_usage import CompletionUsage
 from sse_starlette import ServerSentEvent
 
-from switchboard.db.uow import AccountScope
-from switchboard.errors import SwitchboardError, error_for_code
 from switchboard.openai_api.errors import openai_error_body
 from switchboard.runs.schemas import EventView, RunView
-from switchboard.runtime.runs import RunManager
+from switchboard.runtime.delivery import stopped_error
 
 TOOL_EVENTS = ("tool_call", "tool_result")
 
@@ -95,34 +93,15 @@ class ToolView:
         )
 
 
-def failed(run: RunView) -> SwitchboardError:
-    """The error a run that did not succeed answers with."""
-    cancelled = run.status == "cancelled"
-    return error_for_code(
-        run.error_code or ("RUN_CANCELLED" if cancelled else "RUN_INTERRUPTED"),
-        run.error_message or f"the run was {run.status}",
-        run.error_class or ("permanent" if cancelled else "transient"),
-    )
-
-
-async def tool_text(
-    manager: RunManager, scope: AccountScope, run_id: uuid.UUID, mode: str
-) -> dict[str, str]:
-    """The run's tool events as text per field, read from its stored events."""
+async def tool_text(events: AsyncIterator[EventView], mode: str) -> dict[str, str]:
+    """A run's tool events as text per field (``content``, ``reasoning_content``)."""
     shown: dict[str, str] = {}
-    if mode == "hidden":
-        return shown
     view = ToolView(mode)
-    after = 0
-    while True:
-        _, events = await manager.runs.events(scope, run_id, after=after)
-        for event in events:
-            after = event.seq
-            got = view.show(event)
-            if got is not None:
-                shown[got[0]] = shown.get(got[0], "") + got[1]
-        if not events:
-            return shown
+    async for event in events:
+        got = view.show(event)
+        if got is not None:
+            shown[got[0]] = shown.get(got[0], "") + got[1]
+    return shown
 
 
 def completion(
@@ -200,17 +179,5 @@ class ChunkStream:
                 yield ServerSentEvent("[DONE]")
                 return
             elif event.type in ("error", "cancelled", "interrupted"):
-                yield ServerSentEvent(json.dumps(openai_error_body(_stream_error(event))))
+                yield ServerSentEvent(json.dumps(openai_error_body(stopped_error(event))))
                 return
-
-
-def _stream_error(event: EventView) -> SwitchboardError:
-    data = event.data
-    if event.type == "error":
-        return error_for_code(data["code"], data["message"], data["class"])
-    cancelled = event.type == "cancelled"
-    return error_for_code(
-        "RUN_CANCELLED" if cancelled else "RUN_INTERRUPTED",
-        f"the run was {event.type}",
-        "permanent" if cancelled else "transient",
-    )

@@ -15,13 +15,15 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sse_starlette import ServerSentEvent
 
+from switchboard.config.schema import EffectiveConfig
 from switchboard.conversations.schemas import NewMessage
-from switchboard.errors import InvalidRequest, NotFound, SwitchboardError, error_for_code
+from switchboard.errors import InvalidRequest, NotFound
 from switchboard.openai_api.errors import unsupported
-from switchboard.openai_api.history import strip_tool_blocks
+from switchboard.openai_api.history import allowed_settings, strip_tool_blocks
 from switchboard.openai_api.render import vendor
 from switchboard.runs.schemas import EventView, RunView
 from switchboard.runtime.chat import assistant_message, user_message
+from switchboard.runtime.delivery import stopped_error
 from switchboard.schemas import SafeStr
 
 PREFIX = "resp_"
@@ -176,7 +178,8 @@ def conversation_ref(body: ResponseIn) -> uuid.UUID | None:
         raise unsupported("conversation", "conversation must be a conversation's id") from None
 
 
-def settings_of(body: ResponseIn) -> dict[str, Any]:
+def settings_of(body: ResponseIn, config: EffectiveConfig) -> tuple[tuple[str, Any], ...]:
+    """The sampling settings the request sets, each one the agent allows."""
     wanted: dict[str, Any] = {}
     if body.temperature is not None:
         wanted["temperature"] = body.temperature
@@ -184,7 +187,7 @@ def settings_of(body: ResponseIn) -> dict[str, Any]:
         wanted["top_p"] = body.top_p
     if body.max_output_tokens is not None:
         wanted["max_tokens"] = body.max_output_tokens
-    return wanted
+    return allowed_settings(wanted, config, params={"max_tokens": "max_output_tokens"})
 
 
 def _usage(result: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -342,7 +345,7 @@ class Rendering:
             ]
         if event.type in ("error", "cancelled", "interrupted"):
             status = {"error": "failed", "cancelled": "cancelled", "interrupted": "interrupted"}
-            error = _stream_error(event)
+            error = stopped_error(event)
             self.run = self.run.ended(
                 status=status[event.type], error_code=error.code, error_message=error.message
             )
@@ -352,18 +355,6 @@ class Rendering:
 
 def _result_of(done: dict[str, Any]) -> dict[str, Any]:
     return {k: done[k] for k in ("reply", "llm_request_ids", "usage", "cost_usd")}
-
-
-def _stream_error(event: EventView) -> SwitchboardError:
-    data = event.data
-    if event.type == "error":
-        return error_for_code(data["code"], data["message"], data["class"])
-    cancelled = event.type == "cancelled"
-    return error_for_code(
-        "RUN_CANCELLED" if cancelled else "RUN_INTERRUPTED",
-        f"the run was {event.type}",
-        "permanent" if cancelled else "transient",
-    )
 
 
 async def stream(

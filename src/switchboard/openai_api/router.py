@@ -6,15 +6,13 @@ matched against the stored one, and an edited one forks (``X-Switchboard-Forked-
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
-from contextlib import aclosing
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 from openai.types import Model
-from sse_starlette import EventSourceResponse
+from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from switchboard import logs
 from switchboard.api.deps import ContainerDep, PrincipalDep
@@ -26,14 +24,25 @@ from switchboard.openai_api.errors import (
     OPENAI_ERROR_RESPONSES,
     OpenAIRoute,
     model_not_found,
-    unsupported,
 )
-from switchboard.openai_api.history import CONVERSATION_HEADER, conversation_of, run_request
-from switchboard.openai_api.render import ChunkStream, ToolView, completion, failed, tool_text
+from switchboard.openai_api.history import (
+    CONVERSATION_HEADER,
+    conversation_of,
+    run_request,
+    strategy_of,
+)
+from switchboard.openai_api.render import ChunkStream, ToolView, completion, tool_text
 from switchboard.openai_api.schemas import ChatCompletionIn
 from switchboard.registry.schemas import AgentFilters
-from switchboard.runs.schemas import EventView, RunView, Strategy
-from switchboard.runtime.delivery import PING_S, ended
+from switchboard.runs.schemas import RunView
+from switchboard.runtime.chat import TurnPlan
+from switchboard.runtime.delivery import (
+    PING_S,
+    ended,
+    rendered_events,
+    run_error,
+    stored_events,
+)
 from switchboard.runtime.runs import RunRequest, Submitted
 from switchboard.runtime.schemas import IdempotencyKey
 from switchboard.schemas import SafeStr
@@ -108,6 +117,18 @@ async def _scope_and_agent(
         raise model_not_found(model) from None
 
 
+async def _plan(container: Container, principal: Principal, model: str) -> TurnPlan:
+    """The agent ``model`` names, checked and planned before anything is written; an unknown
+    (or another account's) agent is an unknown model."""
+    scope, agent = await _scope_and_agent(container, principal, model)
+    try:
+        return await container.chat.plan(scope, agent)
+    except NotFound as error:
+        if error.code == "AGENT_NOT_FOUND":
+            raise model_not_found(model) from None
+        raise
+
+
 def _headers(submitted: Submitted) -> dict[str, str]:
     run = submitted.run
     headers = {
@@ -136,13 +157,8 @@ async def chat_completions(
         SafeStr | None, Header(alias=CONVERSATION_HEADER, max_length=64)
     ] = None,
 ) -> Any:
-    scope, agent = await _scope_and_agent(container, principal, body.model)
-    try:
-        plan = await container.chat.plan(scope, agent)
-    except NotFound as error:
-        if error.code == "AGENT_NOT_FOUND":
-            raise model_not_found(body.model) from None
-        raise
+    plan = await _plan(container, principal, body.model)
+    scope = plan.scope
     run_for = run_request(
         body, plan.config, conversation_of(body, conversation_id), keyed=idempotency_key is not None
     )
@@ -162,7 +178,14 @@ async def chat_completions(
             tools=ToolView(mode),
         )
         return EventSourceResponse(
-            _follow(chunks, container, scope, submitted, cancel=run_for.on_disconnect == "cancel"),
+            rendered_events(
+                runs,
+                scope,
+                submitted.run.id,
+                after=0,
+                cancel_on_disconnect=run_for.on_disconnect == "cancel",
+                render=chunks.events,
+            ),
             ping=PING_S,
             headers=headers,
         )
@@ -172,31 +195,9 @@ async def chat_completions(
         raise outcome.error
     run = outcome.run
     if run.status != "succeeded" or not run.result:
-        raise failed(run)
-    shown = await tool_text(runs, scope, run.id, mode)
+        raise run_error(run)
+    shown = {} if mode == "hidden" else await tool_text(stored_events(runs, scope, run.id), mode)
     return JSONResponse(completion(run, body.model, submitted.forked_from, shown), headers=headers)
-
-
-async def _follow(
-    chunks: ChunkStream,
-    container: Container,
-    scope: AccountScope,
-    submitted: Submitted,
-    *,
-    cancel: bool,
-) -> Any:
-    """The run's chunks; a client that leaves before the end cancels the run (its spend is
-    recorded)."""
-    runs = container.runs
-    finished = False
-    try:
-        async with aclosing(runs.follow(scope, submitted.run.id)) as followed:  # type: ignore[type-var]
-            async for event in chunks.events(followed):
-                yield event
-        finished = True
-    finally:
-        if not finished and cancel:
-            runs.disconnected(scope, submitted.run.id)
 
 
 # --- Responses ------------------------------------------------------------------------------
@@ -212,19 +213,6 @@ def _account_scope(principal: Principal) -> AccountScope:
             code="ACCOUNT_KEY_REQUIRED",
         )
     return principal.scope
-
-
-async def _stored_events(
-    container: Container, scope: AccountScope, run_id: uuid.UUID
-) -> AsyncIterator[EventView]:
-    after = 0
-    while True:
-        _, events = await container.runs.runs.events(scope, run_id, after=after)
-        for event in events:
-            after = event.seq
-            yield event
-        if not events:
-            return
 
 
 def _rendering(run: RunView, model: str, previous: str | None = None) -> responses.Rendering:
@@ -243,13 +231,8 @@ async def create_response(
     request: Request,
     idempotency_key: IdempotencyKey = None,
 ) -> Any:
-    scope, agent = await _scope_and_agent(container, principal, body.model)
-    try:
-        plan = await container.chat.plan(scope, agent)
-    except NotFound as error:
-        if error.code == "AGENT_NOT_FOUND":
-            raise model_not_found(body.model) from None
-        raise
+    plan = await _plan(container, principal, body.model)
+    scope = plan.scope
     ask = responses.asked(body)
     ref = responses.conversation_ref(body)
     after_run = None
@@ -257,17 +240,6 @@ async def create_response(
         after_run = responses.run_id_of(body.previous_response_id, "previous_response_id")
         previous = await container.runs.runs.get(scope, after_run)  # 404 if not this account's
         ref = previous.conversation_id
-    settings = responses.settings_of(body)
-    allowed = set(plan.config.openai.overrides)
-    for name in settings:
-        if name not in allowed:
-            raise unsupported(
-                {"max_tokens": "max_output_tokens"}.get(name, name),
-                f"this agent does not let requests set '{name}' (its config: openai.overrides)",
-            )
-    strategy = (body.metadata or {}).get("multitask_strategy", "enqueue")
-    if strategy not in get_args(Strategy):
-        raise unsupported("metadata.multitask_strategy", "unknown multitask_strategy")
     background = bool(body.background)
     stream = bool(body.stream)
     keep_going = background or idempotency_key is not None
@@ -275,11 +247,11 @@ async def create_response(
         message=ask.message,
         conversation=ref,
         user=body.user,
-        strategy=strategy,
+        strategy=strategy_of(body.metadata),
         on_disconnect="continue" if keep_going else "cancel",
         background=background,
         client=ask.history if ref is None and after_run is None else None,
-        settings=tuple(sorted(settings.items())),
+        settings=responses.settings_of(body, plan.config),
         after_run=after_run,
     )
     runs = container.runs
@@ -295,9 +267,7 @@ async def create_response(
     )
     if stream:
         return EventSourceResponse(
-            _follow_responses(
-                rendering, container, scope, submitted.run.id, -1, cancel=not keep_going
-            ),
+            _response_events(container, scope, rendering, after=-1, cancel=not keep_going),
             ping=PING_S,
             headers=headers,
         )
@@ -306,30 +276,29 @@ async def create_response(
     outcome = await ended(request, runs, scope, submitted, cancel_on_disconnect=not keep_going)
     rendering.run = outcome.run
     return JSONResponse(
-        await responses.snapshot(rendering, _stored_events(container, scope, outcome.run.id)),
+        await responses.snapshot(rendering, stored_events(runs, scope, outcome.run.id)),
         headers=headers,
     )
 
 
-async def _follow_responses(
-    rendering: responses.Rendering,
+def _response_events(
     container: Container,
     scope: AccountScope,
-    run_id: uuid.UUID,
-    after: int,
+    rendering: responses.Rendering,
     *,
+    after: int,
     cancel: bool,
-) -> Any:
-    runs = container.runs
-    finished = False
-    try:
-        async with aclosing(runs.follow(scope, run_id)) as followed:  # type: ignore[type-var]
-            async for event in responses.stream(rendering, followed, after=after):
-                yield event
-        finished = True
-    finally:
-        if not finished and cancel:
-            runs.disconnected(scope, run_id)
+) -> AsyncIterator[ServerSentEvent]:
+    """The response's stream events numbered after ``after``, rendered from the run's events
+    from its first (so the numbering is always the same)."""
+    return rendered_events(
+        container.runs,
+        scope,
+        rendering.run.id,
+        after=0,
+        cancel_on_disconnect=cancel,
+        render=lambda followed: responses.stream(rendering, followed, after=after),
+    )
 
 
 def _model_of(scope: AccountScope, principal: Principal, run: RunView) -> str:
@@ -353,10 +322,10 @@ async def get_response(
     rendering = _rendering(run, _model_of(scope, principal, run))
     if stream:
         return EventSourceResponse(
-            _follow_responses(rendering, container, scope, run.id, starting_after, cancel=False),
+            _response_events(container, scope, rendering, after=starting_after, cancel=False),
             ping=PING_S,
         )
-    return await responses.snapshot(rendering, _stored_events(container, scope, run.id))
+    return await responses.snapshot(rendering, stored_events(container.runs, scope, run.id))
 
 
 @router.post("/responses/{response_id}/cancel", summary="Cancel a response (its run)")
@@ -368,4 +337,4 @@ async def cancel_response(
     scope = _account_scope(principal)
     run = await container.runs.cancel(scope, responses.run_id_of(response_id))
     rendering = _rendering(run, _model_of(scope, principal, run))
-    return await responses.snapshot(rendering, _stored_events(container, scope, run.id))
+    return await responses.snapshot(rendering, stored_events(container.runs, scope, run.id))

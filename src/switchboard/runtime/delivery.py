@@ -9,13 +9,15 @@ import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
 from typing import Any, TypeVar
 
 from fastapi import Request
 from sse_starlette import ServerSentEvent
 
 from switchboard.db.uow import AccountScope
-from switchboard.runs.schemas import EventView
+from switchboard.errors import SwitchboardError, error_for_code
+from switchboard.runs.schemas import EventView, RunView
 from switchboard.runtime.runs import Outcome, RunManager, Submitted
 
 T = TypeVar("T")
@@ -29,7 +31,72 @@ def sse(event: EventView) -> ServerSentEvent:
     )
 
 
-async def run_events(
+def run_error(run: RunView) -> SwitchboardError:
+    """The error a run that did not succeed answers with (its stored one, else why it
+    stopped)."""
+    cancelled = run.status == "cancelled"
+    return error_for_code(
+        run.error_code or ("RUN_CANCELLED" if cancelled else "RUN_INTERRUPTED"),
+        run.error_message or f"the run was {run.status}",
+        run.error_class or ("permanent" if cancelled else "transient"),
+    )
+
+
+def stopped_error(event: EventView) -> SwitchboardError:
+    """The error a terminal event other than ``done`` stands for (``error``, ``cancelled``,
+    ``interrupted``)."""
+    data = event.data
+    if event.type == "error":
+        return error_for_code(data["code"], data["message"], data["class"])
+    cancelled = event.type == "cancelled"
+    return error_for_code(
+        "RUN_CANCELLED" if cancelled else "RUN_INTERRUPTED",
+        f"the run was {event.type}",
+        "permanent" if cancelled else "transient",
+    )
+
+
+async def stored_events(
+    manager: RunManager, scope: AccountScope, run_id: uuid.UUID
+) -> AsyncIterator[EventView]:
+    """The run's events stored so far, in order (never waits for more)."""
+    after = 0
+    while True:
+        _, events = await manager.runs.events(scope, run_id, after=after)
+        for event in events:
+            after = event.seq
+            yield event
+        if not events:
+            return
+
+
+Renderer = Callable[[AsyncIterator[EventView]], AsyncIterator[ServerSentEvent]]
+
+
+async def rendered_events(
+    manager: RunManager,
+    scope: AccountScope,
+    run_id: uuid.UUID,
+    *,
+    after: int,
+    cancel_on_disconnect: bool,
+    render: Renderer,
+) -> AsyncIterator[ServerSentEvent]:
+    """The run's events after ``after``, followed live and rendered by ``render`` (which may
+    end the stream early, at the event it takes for the last). If the client goes away before
+    the end and ``cancel_on_disconnect``, the run is cancelled (its spend recorded)."""
+    ended = False
+    try:
+        async with aclosing(manager.follow(scope, run_id, after=after)) as followed:  # type: ignore[type-var]
+            async for rendered in render(followed):
+                yield rendered
+        ended = True
+    finally:
+        if not ended and cancel_on_disconnect:
+            manager.disconnected(scope, run_id)
+
+
+def run_events(
     manager: RunManager,
     scope: AccountScope,
     run_id: uuid.UUID,
@@ -38,18 +105,17 @@ async def run_events(
     cancel_on_disconnect: bool,
     render: Callable[[EventView], ServerSentEvent | None] = sse,
 ) -> AsyncIterator[ServerSentEvent]:
-    """The run's events after ``after`` as SSE. If the client goes away before the end and
-    ``cancel_on_disconnect``, the run is cancelled (its spend recorded)."""
-    ended = False
-    try:
-        async for event in manager.follow(scope, run_id, after=after):
+    """``rendered_events`` one event at a time (``render`` returns None to skip one)."""
+
+    async def each(followed: AsyncIterator[EventView]) -> AsyncIterator[ServerSentEvent]:
+        async for event in followed:
             rendered = render(event)
             if rendered is not None:
                 yield rendered
-        ended = True
-    finally:
-        if not ended and cancel_on_disconnect:
-            manager.disconnected(scope, run_id)
+
+    return rendered_events(
+        manager, scope, run_id, after=after, cancel_on_disconnect=cancel_on_disconnect, render=each
+    )
 
 
 async def until_disconnected(request: Request) -> None:

@@ -15,10 +15,10 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from switchboard.api.deps import AgentSlug, ContainerDep, ScopeDep
 from switchboard.api.errors import error_body
-from switchboard.errors import InvalidRequest, NotFound, error_for_code
+from switchboard.errors import InvalidRequest, NotFound
 from switchboard.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from switchboard.runs.schemas import EventView, RunOut, RunPage, RunView
-from switchboard.runtime.delivery import PING_S, ended, run_events
+from switchboard.runtime.delivery import PING_S, ended, run_error, run_events, stopped_error
 from switchboard.runtime.runs import RunRequest
 from switchboard.runtime.schemas import ChatIn, ChatOut, IdempotencyKey, RunIn
 from switchboard.schemas import SafeStr
@@ -72,12 +72,7 @@ async def chat(
 
 def _chat_out(run: RunView) -> ChatOut:
     if run.status != "succeeded" or not run.result:
-        cancelled = run.status == "cancelled"
-        raise error_for_code(
-            run.error_code or ("RUN_CANCELLED" if cancelled else "RUN_INTERRUPTED"),
-            run.error_message or f"the run was {run.status}",
-            run.error_class or ("permanent" if cancelled else "transient"),
-        )
+        raise run_error(run)
     return ChatOut.model_validate(
         {"conversation_id": run.conversation_id, "run_id": run.id, **run.result}
     )
@@ -97,13 +92,8 @@ def _chat_event(event: EventView) -> ServerSentEvent | None:
         )
         return ServerSentEvent(json.dumps(body), event="error")
     if event.type in ("cancelled", "interrupted"):
-        cancelled = event.type == "cancelled"
-        body = error_body(
-            "RUN_CANCELLED" if cancelled else "RUN_INTERRUPTED",
-            f"the run was {event.type}",
-            retryable=not cancelled,
-            kind="permanent" if cancelled else "transient",
-        )
+        error = stopped_error(event)
+        body = error_body(error.code, error.message, retryable=error.retryable, kind=error.kind)
         return ServerSentEvent(json.dumps(body), event="error")
     return None
 
