@@ -17,7 +17,7 @@ from openai import AsyncOpenAI
 from switchboard.settings import Settings
 from tests.conftest import new_account
 from tests.live import live_app
-from tests.runs.helpers import HANG_AGENT, add_agent, ledger_of
+from tests.runs.helpers import HANG_AGENT, add_agent, ledger_of, messages_of
 
 
 @pytest.fixture
@@ -123,3 +123,38 @@ async def test_unsupported_requests_are_refused_by_name(site: Site) -> None:
         with pytest.raises(openai.BadRequestError) as caught:
             await sdk.responses.create(**call)
         assert caught.value.code == "unsupported_parameter", extra
+
+
+async def test_another_accounts_ids_are_unknown_and_nothing_is_written(site: Site) -> None:
+    """The OpenAI routes take the account from the key: another account's response or
+    conversation id is 404 there, and neither account gains a run, a message or a ledger row."""
+    sdk, http, slug, headers = site
+    theirs = await sdk.responses.create(model="bot", input="what is 2+3?")
+    conversation = theirs.model_extra["switchboard"]["conversation_id"]  # type: ignore[index]
+    before = await messages_of(http, slug, headers, conversation)
+    rows = await ledger_of(http, slug, headers)
+    other, other_headers = await new_account(http)
+    await add_agent(http, other, {"slug": "bot"})
+    key = other_headers["Authorization"].removeprefix("Bearer ")
+    async with AsyncOpenAI(
+        base_url=f"{str(http.base_url).rstrip('/')}/v1", api_key=key, max_retries=0
+    ) as mine:
+        with pytest.raises(openai.NotFoundError):
+            await mine.responses.retrieve(theirs.id)
+        with pytest.raises(openai.NotFoundError):
+            await mine.responses.cancel(theirs.id)
+        with pytest.raises(openai.NotFoundError):
+            await mine.responses.create(model="bot", input="x", previous_response_id=theirs.id)
+        with pytest.raises(openai.NotFoundError) as chat:
+            await mine.chat.completions.create(
+                model="bot",
+                messages=[{"role": "user", "content": "x"}],
+                metadata={"conversation_id": conversation},
+            )
+        assert chat.value.code == "conversation_not_found"
+    assert await ledger_of(http, other, other_headers) == []
+    listed = await http.get(f"/v1/accounts/{other}/conversations", headers=other_headers)
+    assert listed.json()["items"] == []
+    assert await messages_of(http, slug, headers, conversation) == before
+    assert await ledger_of(http, slug, headers) == rows
+    assert (await sdk.responses.retrieve(theirs.id)).status == "completed"
