@@ -3,7 +3,7 @@
 from switchboard.conversations.models import Conversation, Message
 from switchboard.db.base import Base
 from switchboard.directory.models import DirectoryEntry, DirectoryNumber
-from switchboard.ledger.models import LlmRequest
+from switchboard.ledger.models import LlmRequest, UsageDaily
 from switchboard.memories.models import Memory
 from switchboard.registry.models import Agent, AgentTag, ConfigLayer
 from switchboard.runs.models import Run, RunEvent
@@ -27,4 +27,5 @@ __all__ = [
     "Message",
     "Run",
     "RunEvent",
+    "UsageDaily",
 ]

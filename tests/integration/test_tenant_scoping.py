@@ -40,6 +40,7 @@ TENANT_OWNED = [
     "messages",
     "run_events",
     "runs",
+    "usage_daily",
 ]
 ANYONE = CrossAccount("test: rows of several accounts, written and checked")
 
@@ -89,6 +90,15 @@ def _row(table: str, scope: AccountScope, parents: dict[str, uuid.UUID], n: int)
             "deadline_at": utcnow(),
         },
         "memories": {"agent_slug": "a", "key": f"k{tag}", "value": "v"},
+        "usage_daily": {
+            "day": utcnow().date(),
+            "agent_slug": f"a{tag}",
+            "provider": "p",
+            "model": "m",
+            "status": "complete",
+            "error_class": "",
+            "account_slug": scope.slug,
+        },
         "runs": {"id": uuid.uuid4(), **_run_values(None, None)},
         "run_events": {"run_id": parents.get("run"), "seq": n, "type": "t", "data": {}},
         "messages": {

@@ -1,6 +1,9 @@
-"""``switchboard ledger reconcile``: the ledger against a provider's own counters."""
+"""``switchboard ledger reconcile``: the ledger against a provider's own counters;
+``switchboard ledger rollup verify|rebuild``: the per-day usage rollup against the ledger."""
 
 from __future__ import annotations
+
+import uuid
 
 import httpx
 import typer
@@ -9,9 +12,20 @@ from rich.table import Table
 from switchboard.bootstrap import Container
 from switchboard.cli.common import account_scope, console, fail, run_with_container
 from switchboard.ledger.reconcile import Reconciliation, reconcile
+from switchboard.ledger.rollup import RollupCheck
 from switchboard.money import nano_to_usd_str
 
-app = typer.Typer(help="The cost ledger: reconciliation.", no_args_is_help=True)
+app = typer.Typer(
+    help="The cost ledger: reconciliation with a provider, the per-day usage rollup.",
+    no_args_is_help=True,
+)
+rollup_app = typer.Typer(
+    help="The per-day usage rollup (usage_daily) that reports and the console read: verify it "
+    "against the ledger, or rebuild it from the ledger.",
+    no_args_is_help=True,
+)
+app.add_typer(rollup_app, name="rollup")
+SHOWN = 200  # differing counters listed at most
 
 
 async def reconcile_with(
@@ -68,3 +82,74 @@ def reconcile_command(
     if not report.ok:
         fail(f"{len(report.differences)} difference(s) between the ledger and the provider")
     console.print("[green]the ledger agrees with the provider[/]")
+
+
+async def _account_ids(container: Container, accounts: list[str] | None) -> list[uuid.UUID] | None:
+    if not accounts:
+        return None
+    return [(await account_scope(container, slug)).id for slug in accounts]
+
+
+def _report(check: RollupCheck) -> None:
+    """Print the comparison; exit code 1 when the rollup differs from the ledger."""
+    if not check.mismatches:
+        console.print(f"[green]rollup equals the ledger: {check.rows} rows[/]")
+        return
+    table = Table(
+        "day", "account/agent", "provider:model", "status", "counter", "stored", "ledger",
+        title="usage_daily vs llm_requests",
+    )  # fmt: skip
+    lines = [(m, d) for m in check.mismatches for d in m.differences]
+    for mismatch, difference in lines[:SHOWN]:
+        key = mismatch.key
+        table.add_row(
+            key.day.isoformat(),
+            f"{mismatch.account_slug}/{key.agent_slug or '-'}",
+            f"{key.provider}:{key.model}",
+            f"{key.status} ({key.error_class})" if key.error_class else key.status,
+            difference.counter,
+            str(difference.stored),
+            str(difference.ledger),
+            style="bold red",
+        )
+    console.print(table)
+    if len(lines) > SHOWN:
+        console.print(f"… and {len(lines) - SHOWN} more differing counters")
+    fail(
+        f"{len(check.mismatches)} of {check.rows} rollup rows differ from the ledger; "
+        "'switchboard ledger rollup rebuild' recomputes them"
+    )
+
+
+ACCOUNTS_HELP = "Only this account's rows (repeatable); every account by default."
+
+
+@rollup_app.command("verify")
+def rollup_verify(
+    account: list[str] = typer.Option(None, "--account", help=ACCOUNTS_HELP),
+) -> None:
+    """Compare the stored rollup with the same aggregation computed from the ledger's final
+    rows, in one snapshot; exit code 1 and a table of the differing counters if they differ."""
+
+    async def op(c: Container) -> RollupCheck:
+        return await c.ledger.check_rollup(account_ids=await _account_ids(c, account))
+
+    _report(run_with_container(op))
+
+
+@rollup_app.command("rebuild")
+def rollup_rebuild(
+    account: list[str] = typer.Option(None, "--account", help=ACCOUNTS_HELP),
+) -> None:
+    """Recompute the rollup from the ledger's final rows in one transaction (delete, then
+    insert the aggregation; on PostgreSQL settlements wait for it), print the rows written,
+    then verify it (exit code 1 if it still differs)."""
+
+    async def op(c: Container) -> tuple[int, RollupCheck]:
+        ids = await _account_ids(c, account)
+        written = await c.ledger.rebuild_rollup(account_ids=ids)
+        return written, await c.ledger.check_rollup(account_ids=ids)
+
+    written, check = run_with_container(op)
+    console.print(f"rebuilt the rollup: {written} rows written")
+    _report(check)

@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Index, Integer, String, Uuid
+from sqlalchemy import BigInteger, Boolean, Date, Index, Integer, PrimaryKeyConstraint, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from switchboard.db.base import Base, JSONValue, UTCDateTime, utcnow
+from switchboard.ledger.rollup import KEY_COLUMNS
 
 LEDGER_STATUSES = ("pending", "complete", "error", "cancelled", "interrupted")
 # reported: the provider's final usage; partial: what the provider reported before the call
@@ -85,3 +86,50 @@ class ProcessLease(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class UsageDaily(Base):
+    """The per-day rollup of the final ledger rows (:mod:`switchboard.ledger.rollup`): one row
+    per (account, UTC day, agent, provider, model, status, error class), changed in the unit of
+    work that changes the ledger rows it sums. The key is the primary key (unique); its order
+    serves one account's date range, ``ix_usage_daily_day`` every account's."""
+
+    __tablename__ = "usage_daily"
+    __table_args__ = (
+        PrimaryKeyConstraint(*KEY_COLUMNS, name="pk_usage_daily"),
+        Index("ix_usage_daily_day", "day"),
+    )
+
+    account_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    day: Mapped[date] = mapped_column(Date)
+    agent_slug: Mapped[str] = mapped_column(String(64))  # '' when the row had none
+    provider: Mapped[str] = mapped_column(String(100))
+    model: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20))
+    error_class: Mapped[str] = mapped_column(String(20))  # '' when none
+    account_slug: Mapped[str] = mapped_column(String(64))
+    requests: Mapped[int] = mapped_column(Integer, default=0)
+    input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cached_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cost_nano_usd: Mapped[int] = mapped_column(BigInteger, default=0)
+    unpriced_requests: Mapped[int] = mapped_column(Integer, default=0)
+    estimated_requests: Mapped[int] = mapped_column(Integer, default=0)
+    estimated_input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    estimated_output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    estimated_cost_nano_usd: Mapped[int] = mapped_column(BigInteger, default=0)
+    latency_count: Mapped[int] = mapped_column(Integer, default=0)
+    latency_sum_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The histogram (rollup.LATENCY_COLUMNS, in order; a test holds them equal): calls over the
+    # previous bound, up to this one.
+    latency_le_50: Mapped[int] = mapped_column(Integer, default=0)
+    latency_le_100: Mapped[int] = mapped_column(Integer, default=0)
+    latency_le_250: Mapped[int] = mapped_column(Integer, default=0)
+    latency_le_500: Mapped[int] = mapped_column(Integer, default=0)
+    latency_le_1000: Mapped[int] = mapped_column(Integer, default=0)
+    latency_le_2500: Mapped[int] = mapped_column(Integer, default=0)
+    latency_le_5000: Mapped[int] = mapped_column(Integer, default=0)
+    latency_le_10000: Mapped[int] = mapped_column(Integer, default=0)
+    latency_le_30000: Mapped[int] = mapped_column(Integer, default=0)
+    latency_le_60000: Mapped[int] = mapped_column(Integer, default=0)
+    latency_gt_60000: Mapped[int] = mapped_column(Integer, default=0)

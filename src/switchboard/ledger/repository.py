@@ -1,5 +1,9 @@
 """Ledger queries. Inserts and reads are scoped to the unit of work's account; the sweep of
-abandoned ``pending`` rows is the one global operation. Never commits."""
+abandoned ``pending`` rows is the one global operation. Never commits.
+
+Every statement that changes a ledger row's status or usage (:meth:`LedgerRepository.finish`,
+:meth:`~LedgerRepository.resettle`, :meth:`~LedgerRepository.interrupt`) returns what the
+caller needs to change the row's rollup (:class:`RollupRepository`) in the same unit of work."""
 
 from __future__ import annotations
 
@@ -9,10 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Date, Select, and_, cast, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select, update
 
 from switchboard.db.uow import UnitOfWork
 from switchboard.ledger.models import LlmRequest, ProcessLease
+from switchboard.ledger.rollup_repository import ROLLED, Rolled, rolled, utc_day_of
 from switchboard.ledger.schemas import GroupBy, LedgerFilters, TotalsRow, UsageRow
 
 
@@ -27,11 +32,32 @@ class Abandoned:
 
 
 @dataclass(frozen=True, slots=True)
+class Settled:
+    """What a settlement's conditional update returns: the rest of the row's rollup key."""
+
+    created_at: datetime
+    agent_slug: str | None
+    provider: str
+    model: str
+    account_slug: str
+
+
+@dataclass(frozen=True, slots=True)
 class Swept:
-    """A row the sweeper interrupted: what it charged, and the budget periods it charged."""
+    """A row the sweeper interrupted: what it charged, the budget periods it charged, and what
+    it adds to the rollup (taken back when a late settlement overwrites it)."""
 
     cost_nano_usd: int
     period_ids: tuple[uuid.UUID, ...]
+    rolled: Rolled
+
+
+@dataclass(frozen=True, slots=True)
+class Interrupted:
+    """A row the sweep has just interrupted."""
+
+    id: uuid.UUID
+    rolled: Rolled
 
 
 def period_ids_of(value: object) -> tuple[uuid.UUID, ...]:
@@ -65,8 +91,9 @@ class LedgerRepository:
         row.status = "pending"
         self._uow.session.add(row)
 
-    async def finish(self, row_id: uuid.UUID, values: Mapping[str, Any]) -> bool:
-        """Finalise a pending row; False if it was no longer pending (e.g. swept)."""
+    async def finish(self, row_id: uuid.UUID, values: Mapping[str, Any]) -> Settled | None:
+        """Finalise a pending row, returning the rest of its rollup key; None if it was no
+        longer pending (e.g. swept)."""
         result = await self._uow.session.execute(
             update(LlmRequest)
             .where(
@@ -75,14 +102,31 @@ class LedgerRepository:
                 LlmRequest.status == "pending",
             )
             .values(**values)
+            .returning(
+                LlmRequest.created_at,
+                LlmRequest.agent_slug,
+                LlmRequest.provider,
+                LlmRequest.model,
+                LlmRequest.account_slug,
+            )
         )
-        return bool(getattr(result, "rowcount", 0))
+        row = result.one_or_none()
+        if row is None:
+            return None
+        return Settled(
+            created_at=row.created_at,
+            agent_slug=row.agent_slug,
+            provider=row.provider,
+            model=row.model,
+            account_slug=row.account_slug,
+        )
 
     async def swept(self, row_id: uuid.UUID) -> Swept | None:
-        """The row, if the sweeper interrupted it (locked until the end of the transaction)."""
+        """The row, if the sweeper interrupted it (locked until the end of the transaction),
+        with its rollup contribution as it stands."""
         row = (
             await self._uow.session.execute(
-                select(LlmRequest.cost_nano_usd, LlmRequest.budget_period_ids)
+                select(LlmRequest.cost_nano_usd, LlmRequest.budget_period_ids, *ROLLED)
                 .where(
                     LlmRequest.id == row_id,
                     LlmRequest.account_id == self._uow.account.id,
@@ -94,7 +138,9 @@ class LedgerRepository:
         ).one_or_none()
         if row is None:
             return None
-        return Swept(cost_nano_usd=int(row[0]), period_ids=period_ids_of(row[1]))
+        return Swept(
+            cost_nano_usd=int(row[0]), period_ids=period_ids_of(row[1]), rolled=rolled(row)
+        )
 
     async def resettle(
         self, row_id: uuid.UUID, values: Mapping[str, Any], *, swept_cost_nano_usd: int
@@ -139,9 +185,9 @@ class LedgerRepository:
             for row in rows
         ]
 
-    async def interrupt(self, ids: list[uuid.UUID], now: datetime) -> list[uuid.UUID]:
-        """Mark still-pending rows ``interrupted`` (all accounts); the ids it changed. Their
-        estimated usage stays."""
+    async def interrupt(self, ids: list[uuid.UUID], now: datetime) -> list[Interrupted]:
+        """Mark still-pending rows ``interrupted`` (all accounts); the rows it changed, with
+        their rollup contributions. Their estimated usage stays."""
         result = await self._uow.session.execute(
             update(LlmRequest)
             .where(LlmRequest.id.in_(ids), LlmRequest.status == "pending")
@@ -151,9 +197,9 @@ class LedgerRepository:
                 error_code="INTERRUPTED",
                 error_class="transient",
             )
-            .returning(LlmRequest.id)
+            .returning(LlmRequest.id, *ROLLED)
         )
-        return list(result.scalars())
+        return [Interrupted(id=row.id, rolled=rolled(row)) for row in result]
 
     async def count_pending(self) -> int:
         """Calls in flight (or left by a dead process, until swept), over every account."""
@@ -200,6 +246,8 @@ class LedgerRepository:
             statement = statement.where(LlmRequest.run_id == filters.run_id)
         if filters.agent is not None:
             statement = statement.where(LlmRequest.agent_slug == filters.agent)
+        if filters.model is not None:
+            statement = statement.where(LlmRequest.model == filters.model)
         if filters.status is not None:
             statement = statement.where(LlmRequest.status == filters.status)
         if filters.since is not None:
@@ -246,11 +294,7 @@ class LedgerRepository:
         elif group_by == "model":
             key = LlmRequest.model
         elif group_by == "day":
-            key = (
-                func.date(LlmRequest.created_at)
-                if self._uow.dialect == "sqlite"
-                else cast(LlmRequest.created_at, Date)
-            )
+            key = utc_day_of(LlmRequest.created_at, self._uow.dialect)
         else:
             key = None
         estimated = LlmRequest.usage_source == "estimated"

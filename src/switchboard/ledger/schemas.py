@@ -18,6 +18,7 @@ class LedgerFilters:
     conversation_id: uuid.UUID | None = None
     run_id: uuid.UUID | None = None
     agent: str | None = None
+    model: str | None = None
     status: str | None = None
     since: datetime | None = None
     until: datetime | None = None

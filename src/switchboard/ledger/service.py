@@ -2,7 +2,11 @@
 this process as its owner, carrying the estimated input) in its own short unit of work before
 the request leaves; ``finish`` settles it with one conditional update afterwards — also when
 the caller is being cancelled (the write is shielded and tracked). A settlement that meets a row
-the sweeper already interrupted restores the provider's usage: usage is never dropped."""
+the sweeper already interrupted restores the provider's usage: usage is never dropped.
+
+Each of those state changes also changes the row's per-day rollup (``usage_daily``) in the same
+unit of work, so the rollup equals the ledger at every commit (:mod:`switchboard.ledger.rollup`,
+the reports in :mod:`switchboard.ledger.rollup_service`)."""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
 from weakref import WeakKeyDictionary
@@ -24,6 +28,9 @@ from switchboard.errors import SwitchboardError
 from switchboard.ledger.leases import OwnerLease
 from switchboard.ledger.models import LlmRequest
 from switchboard.ledger.repository import LedgerRepository
+from switchboard.ledger.rollup import RollupKey, contribution, merge
+from switchboard.ledger.rollup_repository import RollupRepository
+from switchboard.ledger.rollup_service import RollupReports
 from switchboard.ledger.schemas import GroupBy, LedgerFilters, TotalsRow, UsageRow
 from switchboard.money import Cost, price_of
 from switchboard.pagination import decode_time_cursor, encode_time_cursor
@@ -90,7 +97,7 @@ class LedgerCounters:
 _COUNTERS: WeakKeyDictionary[CollectorRegistry, LedgerCounters] = WeakKeyDictionary()
 
 
-class LedgerService:
+class LedgerService(RollupReports):
     def __init__(
         self,
         uow: UnitOfWorkFactory,
@@ -216,19 +223,52 @@ class LedgerService:
         if ctx.store_bodies and response_body is not None:
             values["response_body"] = response_body
 
+        gained = contribution(
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cached_tokens=usage.cached_tokens,
+            cost_nano_usd=cost.nano_usd,
+            priced=cost.priced,
+            usage_source=usage.source,
+            latency_ms=latency_ms,
+        )
+
+        # Lock order of every writer here and in the sweep: ledger rows, rollup rows (sorted
+        # keys), budget periods — the hottest (an account's budget period) last and shortest.
         async def op(u: UnitOfWork) -> str:
             repo = LedgerRepository(u)
-            if await repo.finish(row_id, values):
+            rollups = RollupRepository(u)
+            settled = await repo.finish(row_id, values)
+            if settled is not None:
+                key = RollupKey.of(
+                    account_id=u.account.id,
+                    created_at=settled.created_at,
+                    agent_slug=settled.agent_slug,
+                    provider=settled.provider,
+                    model=settled.model,
+                    status=status,
+                    error_class=values["error_class"],
+                )
+                await rollups.add({key: gained}, slugs={key.account_id: settled.account_slug})
                 if reservation is not None:
                     await BudgetService.settle_in(u, reservation, actual_nano_usd=cost.nano_usd)
                 return "settled"
             # Swept while alive (the lease expired): the sweeper released the reservation and
-            # charged the estimate; the provider's usage wins, the budget takes the difference.
+            # charged the estimate; the provider's usage wins, the budget takes the difference,
+            # the rollup moves the call from the swept row's key to its final one.
             swept = await repo.swept(row_id)
             if swept is None or not await repo.resettle(
                 row_id, values, swept_cost_nano_usd=swept.cost_nano_usd
             ):
                 return "final"
+            was = swept.rolled
+            now = replace(was.key, status=status, error_class=values["error_class"] or "")
+            taken = {name: -value for name, value in was.counts.items()}
+            await rollups.add(
+                merge([(was.key, taken), (now, gained)]),
+                slugs={was.key.account_id: was.account_slug},
+            )
+            await rollups.drop_empty(was.key)
             await BudgetService.charge_in(
                 u, swept.period_ids, delta_nano_usd=cost.nano_usd - swept.cost_nano_usd
             )
@@ -307,7 +347,13 @@ class LedgerService:
             rows = await repo.abandoned(at, limit=SWEEP_BATCH)
             if not rows:
                 return 0, 0
-            swept = set(await repo.interrupt([r.id for r in rows], at))
+            interrupted = await repo.interrupt([r.id for r in rows], at)
+            swept = {row.id for row in interrupted}
+            # Their estimated usage enters the rollup, one upsert per key in sorted key order.
+            await RollupRepository(u).add(
+                merge((row.rolled.key, row.rolled.counts) for row in interrupted),
+                slugs={row.rolled.key.account_id: row.rolled.account_slug for row in interrupted},
+            )
             holds: dict[uuid.UUID, tuple[int, int]] = {}
             for row in rows:
                 if row.id not in swept:
