@@ -13,13 +13,13 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 ifeq ($(SEMANTIC),1)
 	$(PIP) "torch==2.13.0"  # the CPU build; a bare 'torch' would pull a multi-GB CUDA build
-	$(PIP) -e ".[dev,semantic]"
+	$(PIP) -e ".[dev,semantic,otel]"
 else
-	$(PIP) -e ".[dev]"
+	$(PIP) -e ".[dev,otel]"
 endif
 	touch $(STAMP)
 
-install: $(STAMP)  ## create .venv and install Switchboard, its dev tools and the semantic extra
+install: $(STAMP)  ## create .venv and install Switchboard, its dev tools and the semantic and otel extras
 
 run: $(STAMP)  ## migrate the embedded SQLite database and serve on http://127.0.0.1:8000
 	$(BIN)/switchboard serve

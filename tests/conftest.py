@@ -93,6 +93,7 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "database_url": database_url,
         "admin_key": SecretStr(ADMIN_KEY),
         "embedder": "none",  # the semantic tests ask for the local model explicitly
+        "otel_enabled": "off",  # an OTLP endpoint in the developer's shell exports nothing
         **overrides,
     }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

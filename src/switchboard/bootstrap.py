@@ -28,6 +28,7 @@ from switchboard.runtime.models import ModelFactory, check_model
 from switchboard.runtime.runs import RunManager
 from switchboard.runtime.tools.registry import check_tools
 from switchboard.settings import Settings
+from switchboard.telemetry import DISABLED, Telemetry
 from switchboard.tenancy.service import TenancyService
 from switchboard.traffic.budgets import BudgetService
 from switchboard.traffic.limiter import InProcessLimiter, Limiter
@@ -52,6 +53,7 @@ class Container:
     loop_lag: LoopLagMonitor
     discussions: DiscussionService
     directories: DirectoryService
+    telemetry: Telemetry = DISABLED
 
     async def aclose(self) -> None:
         await self.loop_lag.stop()
@@ -62,9 +64,12 @@ class Container:
         await self.models.aclose()
         await self.limiter.aclose()
         await self.engine.dispose()
+        await asyncio.to_thread(self.telemetry.close)  # the last spans exported (blocking)
 
 
-async def build_container(settings: Settings, *, metrics: Metrics | None = None) -> Container:
+async def build_container(
+    settings: Settings, *, metrics: Metrics | None = None, telemetry: Telemetry = DISABLED
+) -> Container:
     await asyncio.to_thread(ensure_sqlite_directory, settings.database_url)
     engine = await asyncio.to_thread(create_engine, settings)  # touches the file system
     uow = UnitOfWorkFactory(
@@ -97,6 +102,7 @@ async def build_container(settings: Settings, *, metrics: Metrics | None = None)
         gateway=gateway,
         memories=MemoryService(uow),
         directories=directories,
+        telemetry=telemetry,
     )
     runs = RunManager(
         runs=RunService(uow),
@@ -110,6 +116,7 @@ async def build_container(settings: Settings, *, metrics: Metrics | None = None)
         key_ttl_s=settings.run_idempotency_ttl_s,
         poll_s=settings.run_poll_interval_s,
         sweep_interval_s=settings.ledger_sweep_interval_s,
+        telemetry=telemetry,
     )
     return Container(
         settings=settings,
@@ -127,8 +134,9 @@ async def build_container(settings: Settings, *, metrics: Metrics | None = None)
         limiter=limiter,
         metrics=metrics,
         loop_lag=LoopLagMonitor(metrics.loop_lag),
-        discussions=DiscussionService(agents=agents, gateway=gateway),
+        discussions=DiscussionService(agents=agents, gateway=gateway, telemetry=telemetry),
         directories=directories,
+        telemetry=telemetry,
     )
 
 

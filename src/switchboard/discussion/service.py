@@ -22,6 +22,7 @@ from switchboard.registry.service import AgentService, invalid_config
 from switchboard.runtime.gateway import Gateway
 from switchboard.runtime.ledgered import CallRecord
 from switchboard.runtime.models import check_model
+from switchboard.telemetry import DISABLED, Telemetry
 
 SYNTHESIS_INSTRUCTIONS = (
     "You are the synthesizer of a discussion. Combine the participants' answers into one "
@@ -59,9 +60,12 @@ class Answer:
 
 
 class DiscussionService:
-    def __init__(self, *, agents: AgentService, gateway: Gateway) -> None:
+    def __init__(
+        self, *, agents: AgentService, gateway: Gateway, telemetry: Telemetry = DISABLED
+    ) -> None:
         self._agents = agents
         self._gateway = gateway
+        self._capabilities = list(telemetry.capabilities) or None  # chat spans, traces on
 
     async def _speaker(self, scope: AccountScope, name: str, account: EffectiveConfig) -> Speaker:
         """An agent of the account, or a model string on the account's config — which obeys
@@ -172,7 +176,9 @@ class DiscussionService:
                 model, instructions=instructions or speaker.config.system_prompt
             )
             result = await agent.run(
-                prompt, model_settings=self._gateway.settings_for(speaker.config)
+                prompt,
+                model_settings=self._gateway.settings_for(speaker.config),
+                capabilities=self._capabilities,
             )
             answer.text = str(result.output)
         except SwitchboardError as exc:

@@ -39,6 +39,7 @@ from switchboard.metrics import Metrics
 from switchboard.money import Cost, price_of
 from switchboard.retry import RetryPolicy
 from switchboard.runtime.provider_errors import classify_provider_error, http_status_of
+from switchboard.telemetry import call_opened, call_settled
 from switchboard.traffic.budgets import Reservation
 from switchboard.traffic.limiter import Limiter
 from switchboard.traffic.limits import Admission
@@ -192,6 +193,7 @@ class CallAdmission:
                 if metrics is not None:
                     metrics.budget_refused()
                 raise
+            call_opened(row_id)  # on the call's span, when traces are on
             if self.on_open is not None:
                 self.on_open(row_id)
             attempt = Attempt(row_id, reservation, measure=lambda exc: unknown_usage(exc, estimate))
@@ -277,9 +279,18 @@ class CallAdmission:
                 cached_tokens=usage.cached_tokens,
                 overrides=self.ctx.prices,
             )
-            self.on_call(CallRecord(attempt.row_id, usage, price, status, code))
+            self._report(CallRecord(attempt.row_id, usage, price, status, code))
             raise
-        self.on_call(CallRecord(attempt.row_id, usage, cost, status, code))
+        self._report(CallRecord(attempt.row_id, usage, cost, status, code))
+
+    def _report(self, record: CallRecord) -> None:
+        call_settled(
+            record.row_id,
+            status=record.status,
+            cost_nano_usd=record.cost.nano_usd,
+            error_code=record.error_code,
+        )
+        self.on_call(record)
 
 
 def unknown_usage(exc: BaseException | None, estimate: Estimate) -> TokenUsage:

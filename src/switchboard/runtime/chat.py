@@ -48,6 +48,7 @@ from switchboard.runtime.models import BuiltModel
 from switchboard.runtime.prompts import SUMMARY_INSTRUCTIONS, summary_prompt
 from switchboard.runtime.tools.context import ToolContext
 from switchboard.runtime.tools.registry import build_tools, resolve
+from switchboard.telemetry import DISABLED, Telemetry
 
 MAX_MODEL_REQUESTS = 12
 AGENT_CACHE_SIZE = 1000
@@ -211,6 +212,7 @@ class ChatService:
         gateway: Gateway,
         memories: MemoryService,
         directories: DirectoryService,
+        telemetry: Telemetry = DISABLED,
     ) -> None:
         self._uow = uow
         self._agents = agents
@@ -218,6 +220,8 @@ class ChatService:
         self._gateway = gateway
         self._memories = memories
         self._directories = directories
+        # Pydantic AI's model and tool spans, when traces are on (nothing otherwise).
+        self._capabilities = list(telemetry.capabilities) or None
         # Tool set → Agent: a pure function of the key, so never stale; no TTL, no
         # invalidation, least recently used evicted beyond AGENT_CACHE_SIZE tool sets.
         self._agents_by_tools: Cache[tuple[object, ...], Agent[ToolContext, str]] = Cache(
@@ -312,6 +316,7 @@ class ChatService:
             model_settings=self._gateway.settings_for(turn.config, turn.settings),
             usage_limits=UsageLimits(request_limit=MAX_MODEL_REQUESTS),
             cancellation_token=turn.cancel_token,
+            capabilities=self._capabilities,
         ) as events:
             async for event in events:
                 if isinstance(event, PartStartEvent) and isinstance(event.part, TextPart):
@@ -375,7 +380,7 @@ class ChatService:
             self._model(turn, "summary"),
             instructions=SUMMARY_INSTRUCTIONS,
         )
-        result = await summarizer.run(summary_prompt(lines))
+        result = await summarizer.run(summary_prompt(lines), capabilities=self._capabilities)
         turn.summary = str(result.output)
         await self._conversations.save_summary(
             turn.scope, turn.conversation_id, turn.summary, turn.to_summarize[-1].seq

@@ -28,10 +28,11 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from opentelemetry.trace import Span
 from pydantic_ai import CancellationToken
 from pydantic_ai.exceptions import RunCancelled
 
-from switchboard import logs
+from switchboard import logs, telemetry
 from switchboard.conversations.schemas import NewMessage
 from switchboard.conversations.service import ConversationRef, TurnStart
 from switchboard.db.uow import AccountScope
@@ -45,6 +46,7 @@ from switchboard.runtime.chat import ChatService, PreparedTurn, TurnPlan, user_m
 from switchboard.runtime.events import Delta, Done, ToolCalled, ToolReturned
 from switchboard.runtime.gate import RunGate
 from switchboard.runtime.ledgered import CallRecord
+from switchboard.telemetry import DISABLED, Telemetry
 
 log = logging.getLogger("switchboard.runs")
 
@@ -199,6 +201,21 @@ def _result(calls: list[CallRecord], reply: str) -> dict[str, Any]:
     }
 
 
+def _trace_end(span: Span, run: RunView) -> None:
+    """How the run ended, on its span: status and its calls' totals as its result has them."""
+    result = run.result if isinstance(run.result, dict) else {}
+    usage = result.get("usage") or {}
+    telemetry.run_ended(
+        span,
+        status=run.status,
+        error_code=run.error_code,
+        ledger_ids=[str(i) for i in result.get("llm_request_ids", [])],
+        input_tokens=int(usage.get("input_tokens", 0)),
+        output_tokens=int(usage.get("output_tokens", 0)),
+        cost_usd=str(result.get("cost_usd", nano_to_usd_str(0))),
+    )
+
+
 class _Events:
     """A run's events on their way to the database: text deltas coalesced, stored in order,
     followers woken once they are committed."""
@@ -281,6 +298,7 @@ class RunManager:
         key_ttl_s: float,
         poll_s: float,
         sweep_interval_s: float,
+        telemetry: Telemetry = DISABLED,
     ) -> None:
         self.runs = runs
         self.hub = EventHub()
@@ -290,6 +308,7 @@ class RunManager:
         self._key_ttl_s = key_ttl_s
         self._poll_s = poll_s
         self._sweep_interval_s = sweep_interval_s
+        self._telemetry = telemetry
         self._local: dict[uuid.UUID, LocalRun] = {}
         self._turns = EventHub()  # keyed by conversation: a run there finished
         self._loops: list[asyncio.Task[None]] = []
@@ -499,6 +518,39 @@ class RunManager:
 
     # --- execution ----------------------------------------------------------------------------
     async def _execute(
+        self,
+        local: LocalRun,
+        plan: TurnPlan,
+        request: RunRequest,
+        start: TurnStart | None,
+        prelude: tuple[NewMessage, ...],
+        *,
+        streaming: bool,
+    ) -> None:
+        """The run inside its ``invoke_agent`` span (a no-op when traces are off): a child of
+        the span of the request that created it, as the task inherits the request's context."""
+        run = local.run
+        with self._telemetry.run_span(
+            agent=plan.agent_slug,
+            account=plan.scope.slug,
+            run_id=run.id,
+            conversation_id=run.conversation_id,
+            model=plan.built.name,
+            provider=plan.built.provider,
+        ) as span:
+            try:
+                await self._execute_run(local, plan, request, start, prelude, streaming=streaming)
+            finally:
+                outcome = local.outcome  # set by now: the run's final row
+                if (
+                    span.is_recording()
+                    and outcome.done()
+                    and not outcome.cancelled()
+                    and outcome.exception() is None
+                ):
+                    _trace_end(span, outcome.result().run)
+
+    async def _execute_run(
         self,
         local: LocalRun,
         plan: TurnPlan,
