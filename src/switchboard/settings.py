@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/switchboard.db"
+_ON_OFF = {"true": "on", "1": "on", "yes": "on", "false": "off", "0": "off", "no": "off"}
 
 
 class Settings(BaseSettings):
@@ -23,6 +24,14 @@ class Settings(BaseSettings):
     redis_url: str | None = None  # shares provider limits across processes and machines
     admin_key: SecretStr | None = None
     metrics_token: SecretStr | None = None  # may read /metrics (and nothing else)
+    # The console (/ui) signs its session cookie with this secret; unset, it is derived from
+    # the admin key (rotating the admin key then ends every console session), and without an
+    # admin key either, a random one per process (sessions end at restart and are not shared
+    # between --workers). Set it when serving with several workers and no admin key.
+    console_secret: SecretStr | None = None
+    console_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    # Mark the console cookie Secure (HTTPS only). "auto": when the request came over HTTPS.
+    console_secure_cookie: Literal["auto", "always", "never"] = "auto"
 
     # Pool settings (PostgreSQL; SQLite uses the same queue pool).
     db_pool_size: int = Field(default=20, ge=1)
@@ -67,6 +76,13 @@ class Settings(BaseSettings):
     # otherwise.
     log_format: Literal["auto", "json", "text"] = "auto"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    # Traces (switchboard/telemetry.py; needs the ``otel`` extra): "auto" = on when an OTLP
+    # endpoint is set (OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT). The
+    # exporter reads the standard OTEL_* variables itself (endpoint, headers, service name,
+    # sampler); OTEL_SDK_DISABLED=true turns traces off whatever this says.
+    otel_enabled: Literal["auto", "on", "off"] = "auto"
+    # Prompts, replies and tool arguments/results on the spans (off: models, tokens, ids, costs).
+    otel_include_content: bool = False
     config_dir: Path = Path("configs")
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
@@ -97,6 +113,16 @@ class Settings(BaseSettings):
     @classmethod
     def _format_any_case(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("otel_enabled", mode="before")
+    @classmethod
+    def _on_off(cls, value: object) -> object:
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        if isinstance(value, str):
+            text = value.strip().lower()
+            return _ON_OFF.get(text, text)
+        return value
 
     @field_validator("mcp_allowed_hosts", "mcp_allowed_origins", mode="before")
     @classmethod

@@ -57,6 +57,7 @@ class Run(Base):
             "id",
         ),
         Index("ix_runs_idempotency_expires_at", "idempotency_expires_at"),
+        Index("ix_runs_account_id_created_at", "account_id", "created_at", "id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)

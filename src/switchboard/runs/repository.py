@@ -161,10 +161,36 @@ class RunRepository:
         )
         return list(result.scalars())
 
+    async def page(
+        self,
+        *,
+        status: str | None,
+        agent: str | None,
+        before: tuple[datetime, uuid.UUID] | None,
+        limit: int,
+    ) -> list[Run]:
+        """The account's runs, newest first."""
+        statement = select(Run)
+        if status is not None:
+            statement = statement.where(Run.status == status)
+        if agent is not None:
+            statement = statement.where(Run.agent_slug == agent)
+        return await self._newest_first(statement, before=before, limit=limit)
+
     async def of_conversation(
         self, conversation_id: uuid.UUID, *, before: tuple[datetime, uuid.UUID] | None, limit: int
     ) -> list[Run]:
         statement = select(Run).where(Run.conversation_id == conversation_id)
+        return await self._newest_first(statement, before=before, limit=limit)
+
+    async def _newest_first(
+        self,
+        statement: Select[Run],
+        *,
+        before: tuple[datetime, uuid.UUID] | None,
+        limit: int,
+    ) -> list[Run]:
+        """Keyset pages on (created_at, id), newest first."""
         if before is not None:
             created, run_id = before
             statement = statement.where(

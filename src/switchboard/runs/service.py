@@ -351,6 +351,31 @@ class RunService:
 
         return await self._uow.run(op, scope=scope, write=False)
 
+    async def page(
+        self,
+        scope: AccountScope,
+        *,
+        status: str | None = None,
+        agent: str | None = None,
+        cursor: str | None,
+        limit: int,
+    ) -> tuple[list[RunView], str | None]:
+        """The account's runs, newest first, a page at a time (optionally one status or one
+        agent's)."""
+        before = decode_time_cursor(cursor)
+
+        async def op(u: UnitOfWork) -> list[Run]:
+            return await RunRepository(u).page(
+                status=status, agent=agent, before=before, limit=limit + 1
+            )
+
+        rows = await self._uow.run(op, scope=scope, write=False)
+        views = [RunView.of(r) for r in rows]
+        if len(rows) > limit:
+            last = rows[limit - 1]
+            return views[:limit], encode_time_cursor(last.created_at, last.id)
+        return views, None
+
     async def of_conversation(
         self, scope: AccountScope, conversation_id: uuid.UUID, *, cursor: str | None, limit: int
     ) -> tuple[list[RunView], str | None]:

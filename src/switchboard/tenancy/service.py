@@ -127,11 +127,18 @@ class TenancyService:
     async def authenticate(self, presented: str | None) -> Principal:
         if not presented:
             raise Unauthenticated("missing API key: send 'Authorization: Bearer <key>'")
-        if self._admin_key is not None and keys.same_secret(presented, self._admin_key):
+        if self.is_admin_key(presented):
             return Principal(is_admin=True)
 
+        return await self.authenticate_digest(keys.hash_key(presented))
+
+    async def authenticate_digest(self, key_hash: str) -> Principal:
+        """The account of the active key with this digest (a console session holds the digest
+        of the key it logged in with, never the key, and is checked again on every page: a
+        revoked key ends its sessions)."""
+
         async def op(u: UnitOfWork) -> Principal | None:
-            owner = await ApiKeyRepository(u).find_owner(keys.hash_key(presented))
+            owner = await ApiKeyRepository(u).find_owner(key_hash)
             if owner is None:
                 return None
             return Principal(is_admin=False, scope=owner.scope, key_id=owner.key_id)
@@ -144,6 +151,9 @@ class TenancyService:
         if principal is None:
             raise Unauthenticated("invalid or revoked API key")
         return principal
+
+    def is_admin_key(self, presented: str) -> bool:
+        return self._admin_key is not None and keys.same_secret(presented, self._admin_key)
 
     async def resolve(self, principal: Principal, slug: str) -> AccountScope:
         """The account a request may act on. Another account's slug is 'not found', so a key

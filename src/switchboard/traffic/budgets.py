@@ -230,24 +230,50 @@ class BudgetService:
             if budget is None:
                 whose = f"agent '{agent}'" if agent else "this account"
                 raise NotFound(f"no budget is set for {whose}", code="BUDGET_NOT_FOUND")
-            start = period_start(budget.period)
-            row = (
+            [status] = await _statuses_in(u, [budget])
+            return status
+
+        return await self._uow.run(op, scope=scope, write=False)
+
+    async def statuses(self, scope: AccountScope) -> list[BudgetStatus]:
+        """Every budget of the account (its own first, then its agents'), with this period's
+        spend and reservations."""
+
+        async def op(u: UnitOfWork) -> list[BudgetStatus]:
+            budgets = (
                 await u.session.execute(
-                    select(BudgetPeriod).where(
-                        BudgetPeriod.budget_id == budget.id, BudgetPeriod.period_start == start
-                    )
+                    select(Budget)
+                    .where(Budget.account_id == u.account.id)
+                    .order_by(Budget.agent_slug)
                 )
-            ).scalar_one_or_none()
-            return BudgetStatus(
-                agent=agent,
+            ).scalars()
+            return await _statuses_in(u, list(budgets))
+
+        return await self._uow.run(op, scope=scope, write=False)
+
+
+async def _statuses_in(u: UnitOfWork, budgets: list[Budget]) -> list[BudgetStatus]:
+    found: list[BudgetStatus] = []
+    for budget in budgets:
+        start = period_start(budget.period)
+        row = (
+            await u.session.execute(
+                select(BudgetPeriod).where(
+                    BudgetPeriod.budget_id == budget.id, BudgetPeriod.period_start == start
+                )
+            )
+        ).scalar_one_or_none()
+        found.append(
+            BudgetStatus(
+                agent=budget.agent_slug or None,
                 period=budget.period,
                 period_start=start,
                 limit_nano_usd=budget.limit_nano_usd,
                 spent_nano_usd=row.spent_nano_usd if row else 0,
                 reserved_nano_usd=row.reserved_nano_usd if row else 0,
             )
-
-        return await self._uow.run(op, scope=scope, write=False)
+        )
+    return found
 
 
 class BudgetGate:

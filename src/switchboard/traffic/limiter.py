@@ -26,7 +26,25 @@ class Limiter(Protocol):
         """label → (slots in use, callers queued), as this process sees them."""
         ...
 
+    def report(self) -> list[LimitUse]: ...
+
     async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LimitUse:
+    """One declared limit (a provider, or a provider's model) as this process sees it: slots in
+    use and callers queued; rpm/tpm used over the last minute where this process keeps the
+    buckets (None when they live in Redis)."""
+
+    label: str
+    max_concurrency: int | None
+    in_use: int
+    queued: int
+    rpm: int | None
+    rpm_used: int | None
+    tpm: int | None
+    tpm_used: int | None
 
 
 def busy(key: str, waited_s: float) -> ProviderBusy:
@@ -62,6 +80,7 @@ class LimiterBase:
         self._in_use: dict[str, int] = {}
         self._queued: dict[str, int] = {}
         self._labels: dict[str, str | None] = {}  # key → its /metrics label
+        self._specs: dict[str, LimitSpec] = {}  # key → its limits (the console's limits page)
 
     def in_use(self, key: str) -> int:
         return self._in_use.get(key, 0)
@@ -80,6 +99,29 @@ class LimiterBase:
                 totals[label] = (in_use + self.in_use(key), queued + self.queued(key))
         return totals
 
+    def report(self) -> list[LimitUse]:
+        """Every labelled limit this process has admitted calls under, by label."""
+        found: list[LimitUse] = []
+        for key, spec in sorted(self._specs.items(), key=lambda kv: (kv[1].label or "", kv[0])):
+            if spec.label is None:
+                continue
+            found.append(
+                LimitUse(
+                    label=spec.label,
+                    max_concurrency=spec.max_concurrency,
+                    in_use=self.in_use(key),
+                    queued=self.queued(key),
+                    rpm=spec.rpm,
+                    rpm_used=self._rate_used(key, "rpm") if spec.rpm else None,
+                    tpm=spec.tpm,
+                    tpm_used=self._rate_used(key, "tpm") if spec.tpm else None,
+                )
+            )
+        return found
+
+    def _rate_used(self, key: str, kind: str) -> int | None:
+        return None
+
     @asynccontextmanager
     async def admit(self, admission: Admission, *, tokens: int) -> AsyncIterator[None]:
         started = time.monotonic()
@@ -87,6 +129,7 @@ class LimiterBase:
         async with AsyncExitStack() as stack:
             for spec in admission.specs:
                 self._labels[spec.key] = spec.label
+                self._specs[spec.key] = spec
                 if spec.max_concurrency is not None:
                     await stack.enter_async_context(
                         self._slot(spec, spec.max_concurrency, deadline, started)
@@ -169,6 +212,13 @@ class InProcessLimiter(LimiterBase):
             self._bucket(spec.key, "rpm", spec.rpm).tokens -= 1
         if spec.tpm:
             self._bucket(spec.key, "tpm", spec.tpm).tokens -= min(tokens, spec.tpm)
+
+    def _rate_used(self, key: str, kind: str) -> int | None:
+        bucket = self._buckets.get((key, kind))
+        if bucket is None:
+            return 0
+        bucket.refill(time.monotonic())
+        return max(round(bucket.capacity - bucket.tokens), 0)
 
     def _bucket(self, key: str, kind: str, capacity: int) -> _Bucket:
         bucket = self._buckets.get((key, kind))
