@@ -30,11 +30,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
-from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.scratch_db import scratch_postgres
 from tests.live import FakeProviderProcess, ServerProcess, fake_agent_body
 
 ADMIN_KEY = "bench-admin-key-" + uuid.uuid4().hex
@@ -269,13 +268,7 @@ async def main() -> None:
                 api=args.api,
             )
         if args.postgres:
-            name = f"switchboard_bench_{uuid.uuid4().hex[:8]}"
-            admin = make_url(args.postgres).set(drivername="postgresql")
-            conn = await asyncpg.connect(admin.render_as_string(hide_password=False))
-            await conn.execute(f'CREATE DATABASE "{name}"')
-            await conn.close()
-            url = make_url(args.postgres).set(database=name).render_as_string(hide_password=False)
-            try:
+            async with scratch_postgres(args.postgres, "switchboard_bench", migrate=False) as url:
                 env = {**os.environ, "SWITCHBOARD_DATABASE_URL": url}
                 await asyncio.to_thread(
                     subprocess.run,
@@ -293,10 +286,6 @@ async def main() -> None:
                     redis_url=args.redis,
                     api=args.api,
                 )
-            finally:
-                conn = await asyncpg.connect(admin.render_as_string(hide_password=False))
-                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-                await conn.close()
     finally:
         fake.stop()
 

@@ -24,7 +24,6 @@ import sqlite3
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -32,14 +31,15 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import asyncpg
+from benchmarks.scratch_db import scratch_postgres
 from sqlalchemy.engine import make_url
 from tests.directories import set_directories
 
 from switchboard.bootstrap import Container, build_container
 from switchboard.db.migrate import upgrade
 from switchboard.db.uow import AccountScope
+from switchboard.directory.files import parse_entries
 from switchboard.directory.repository import DirectoryRepository
-from switchboard.directory.rows import parse_entries
 from switchboard.directory.search import parse_filters, query_terms
 from switchboard.directory.synthetic import (
     CITIES,
@@ -230,27 +230,6 @@ async def bench_semantic(container: Container, scope: AccountScope, entries: int
     }
 
 
-async def create_pg_database(admin_url: str) -> tuple[str, str]:
-    name = f"bench_directory_{uuid.uuid4().hex[:8]}"
-    dsn = make_url(admin_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    connection = await asyncpg.connect(dsn)
-    try:
-        await connection.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await connection.close()
-    url = make_url(admin_url).set(drivername="postgresql+asyncpg", database=name)
-    return name, url.render_as_string(hide_password=False)
-
-
-async def drop_pg_database(admin_url: str, name: str) -> None:
-    dsn = make_url(admin_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    connection = await asyncpg.connect(dsn)
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await connection.close()
-
-
 def report(backend: str, r: dict[str, Any]) -> None:
     print(
         f"{backend:10} import {r['entries']} entries: {r['import_s']:.1f} s "
@@ -286,12 +265,8 @@ async def main() -> None:
         await asyncio.to_thread(upgrade, url)
         report("SQLite", await bench(url, args.entries, args.semantic))
     if args.postgres:
-        name, url = await create_pg_database(args.postgres)
-        try:
-            await asyncio.to_thread(upgrade, url)
+        async with scratch_postgres(args.postgres, "bench_directory", migrate=True) as url:
             report("PostgreSQL", await bench(url, args.entries, args.semantic))
-        finally:
-            await drop_pg_database(args.postgres, name)
 
 
 if __name__ == "__main__":

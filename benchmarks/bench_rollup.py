@@ -37,12 +37,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import asyncpg
 import httpx
 from asgi_lifespan import LifespanManager
+from benchmarks.scratch_db import scratch_postgres
 from pydantic import SecretStr
 from sqlalchemy import insert, text
-from sqlalchemy.engine import make_url
 
 from switchboard.app import create_app
 from switchboard.bootstrap import Container, build_container
@@ -235,27 +234,6 @@ def report_pages(backend: str, timings: dict[str, tuple[float, float]]) -> None:
     print(flush=True)
 
 
-async def create_pg_database(admin_url: str) -> tuple[str, str]:
-    name = f"bench_rollup_{uuid.uuid4().hex[:8]}"
-    dsn = make_url(admin_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    connection = await asyncpg.connect(dsn)
-    try:
-        await connection.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await connection.close()
-    url = make_url(admin_url).set(drivername="postgresql+asyncpg", database=name)
-    return name, url.render_as_string(hide_password=False)
-
-
-async def drop_pg_database(admin_url: str, name: str) -> None:
-    dsn = make_url(admin_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    connection = await asyncpg.connect(dsn)
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await connection.close()
-
-
 HEADER = (
     "| backend | ledger rows | seed s | rebuild s (rollup rows) | verify s "
     "| rollup 30 d, all accounts: rows, median / min ms "
@@ -300,13 +278,9 @@ async def main() -> None:
         report("SQLite", await bench(url, args.rows, args.reps))
         report_pages("SQLite", await pages(url, args.reps))
     if args.postgres:
-        name, url = await create_pg_database(args.postgres)
-        try:
-            await asyncio.to_thread(upgrade, url)
+        async with scratch_postgres(args.postgres, "bench_rollup", migrate=True) as url:
             report("PostgreSQL", await bench(url, args.rows, args.reps))
             report_pages("PostgreSQL", await pages(url, args.reps))
-        finally:
-            await drop_pg_database(args.postgres, name)
 
 
 if __name__ == "__main__":
