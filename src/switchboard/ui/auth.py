@@ -30,20 +30,25 @@ def secure(request: Request) -> bool:
     return mode == "always" or (mode == "auto" and request.url.scheme == "https")
 
 
-def _login_page(request: Request, *, target: str, error: str | None, status: int) -> Response:
-    cookie, token = codec_of(request).login_token()
-    response = render(
-        request, "login.html", status_code=status, user=None, next=target, csrf=token, error=error
-    )
+def _set_cookie(response: Response, request: Request, name: str, value: str, max_age: int) -> None:
+    """Every console cookie: HttpOnly, SameSite=Strict, on /ui, Secure as configured."""
     response.set_cookie(
-        LOGIN_COOKIE,
-        cookie,
-        max_age=LOGIN_TTL_S,
+        name,
+        value,
+        max_age=max_age,
         path=PATH,
         httponly=True,
         samesite="strict",
         secure=secure(request),
     )
+
+
+def _login_page(request: Request, *, target: str, error: str | None, status: int) -> Response:
+    cookie, token = codec_of(request).login_token()
+    response = render(
+        request, "login.html", status_code=status, user=None, next=target, csrf=token, error=error
+    )
+    _set_cookie(response, request, LOGIN_COOKIE, cookie, LOGIN_TTL_S)
     return response
 
 
@@ -76,15 +81,7 @@ async def login(
             return _login_page(request, target=target, error="Invalid or revoked key.", status=401)
         cookie, _ = codec.issue_key(key)
     response = RedirectResponse(target, status_code=303)
-    response.set_cookie(
-        COOKIE,
-        cookie,
-        max_age=codec.max_age_s,
-        path=PATH,
-        httponly=True,
-        samesite="strict",
-        secure=secure(request),
-    )
+    _set_cookie(response, request, COOKIE, cookie, codec.max_age_s)
     response.delete_cookie(LOGIN_COOKIE, path=PATH)
     return response
 

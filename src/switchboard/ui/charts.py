@@ -5,43 +5,17 @@ accounts and agents, errors by class and latency percentiles from the rollup's h
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
+from switchboard.ledger.rollup import LATENCY_BUCKETS_MS, RollupRow, latency_percentile
 from switchboard.money import nano_to_usd_str
 
 Stack = Literal["agent", "model"]
 TOP_SERIES = 8
 OTHER = "(other)"
-
-
-class Usage(Protocol):
-    """The fields of a rollup row the overview reads."""
-
-    @property
-    def day(self) -> date: ...
-    @property
-    def account_slug(self) -> str: ...
-    @property
-    def agent_slug(self) -> str: ...
-    @property
-    def model(self) -> str: ...
-    @property
-    def status(self) -> str: ...
-    @property
-    def error_class(self) -> str: ...
-    @property
-    def requests(self) -> int: ...
-    @property
-    def input_tokens(self) -> int: ...
-    @property
-    def output_tokens(self) -> int: ...
-    @property
-    def cost_nano_usd(self) -> int: ...
-    @property
-    def latency_buckets(self) -> tuple[int, ...]: ...
 
 
 @dataclass(slots=True)
@@ -51,7 +25,7 @@ class Totals:
     output_tokens: int = 0
     cost_nano_usd: int = 0
 
-    def add(self, row: Usage) -> None:
+    def add(self, row: RollupRow) -> None:
         self.requests += row.requests
         self.input_tokens += row.input_tokens
         self.output_tokens += row.output_tokens
@@ -74,7 +48,6 @@ class ErrorLine:
 
 @dataclass(slots=True)
 class Overview:
-    days: list[date]
     stack: Stack
     chart: dict[str, Any]
     totals: Totals
@@ -83,7 +56,6 @@ class Overview:
     errors: list[ErrorLine]
     error_rate: float
     latency: dict[str, str]
-    series_labels: list[str] = field(default_factory=list)
 
 
 def day_range(since: date, until: date) -> list[date]:
@@ -100,17 +72,14 @@ def _rank(groups: dict[str, Totals], limit: int) -> list[Ranked]:
 
 
 def build_overview(
-    rows: Iterable[Usage],
+    rows: Iterable[RollupRow],
     *,
     since: date,
     until: date,
     stack: Stack,
     cross_account: bool,
-    percentile: Any,
-    bucket_count: int,
     top: int = 10,
 ) -> Overview:
-    """``percentile(buckets, q)``: the rollup's histogram percentile (upper bound in ms)."""
     days = day_range(since, until)
     index = {d: i for i, d in enumerate(days)}
     rows = [r for r in rows if r.day in index]
@@ -119,9 +88,9 @@ def build_overview(
     by_agent: dict[str, Totals] = defaultdict(Totals)
     by_series: dict[str, Totals] = defaultdict(Totals)
     by_error: dict[tuple[str, str], int] = defaultdict(int)
-    buckets = [0] * bucket_count
+    buckets = [0] * (len(LATENCY_BUCKETS_MS) + 1)
 
-    def series_label(row: Usage) -> str:
+    def series_label(row: RollupRow) -> str:
         if stack == "model":
             return row.model
         agent = row.agent_slug or "(no agent)"
@@ -136,7 +105,7 @@ def build_overview(
         by_series[series_label(row)].add(row)
         if row.status != "complete":
             by_error[(row.status, row.error_class or "-")] += row.requests
-        for i, count in enumerate(row.latency_buckets[:bucket_count]):
+        for i, count in enumerate(row.latency_buckets):
             buckets[i] += count
 
     kept = [r.label for r in _rank(by_series, TOP_SERIES)]
@@ -166,11 +135,10 @@ def build_overview(
     }
     errors = sum(by_error.values())
     latency = {
-        name: _ms(percentile(buckets, q))
+        name: _ms(latency_percentile(buckets, q))
         for name, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
     }
     return Overview(
-        days=days,
         stack=stack,
         chart=chart,
         totals=totals,
@@ -182,7 +150,6 @@ def build_overview(
         ],
         error_rate=errors / totals.requests if totals.requests else 0.0,
         latency=latency,
-        series_labels=labels,
     )
 
 
@@ -194,7 +161,3 @@ def parse_days(value: int, *, today: date) -> tuple[date, date]:
     """The last ``value`` days, today included: [since, until)."""
     until = today + timedelta(days=1)
     return until - timedelta(days=value), until
-
-
-def bucket_labels(bounds: Sequence[int]) -> list[str]:
-    return [f"≤ {b:,} ms" for b in bounds] + [f"> {bounds[-1]:,} ms"]

@@ -20,7 +20,7 @@ from switchboard.runs.schemas import RunView
 from switchboard.schemas import SafeStr
 from switchboard.ui.deps import PageScopeDep
 from switchboard.ui.errors import ConsoleRoute
-from switchboard.ui.render import render
+from switchboard.ui.render import next_page, render
 
 router = APIRouter(prefix="/ui", route_class=ConsoleRoute, include_in_schema=False)
 PAGE = 50
@@ -76,17 +76,14 @@ async def conversations(
     rows, next_cursor = await container.conversations.page(
         scope, agent=agent or None, cursor=cursor, limit=PAGE
     )
-    query = f"agent={agent}&" if agent else ""
     return render(
         request,
         "conversations.html",
         account=scope.slug,
         agent=agent or "",
         rows=[ConversationOut.model_validate(r) for r in rows],
-        next_url=(
-            f"/ui/accounts/{scope.slug}/conversations?{query}cursor={next_cursor}"
-            if next_cursor
-            else None
+        next_url=next_page(
+            f"/ui/accounts/{scope.slug}/conversations", {"agent": agent}, next_cursor
         ),
     )
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Literal
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import RedirectResponse
@@ -18,7 +17,7 @@ from switchboard.ledger.schemas import LedgerFilters, LlmRequestOut
 from switchboard.schemas import SafeStr
 from switchboard.ui.deps import Blank, PageScopeDep, UserDep
 from switchboard.ui.errors import ConsoleRoute
-from switchboard.ui.render import render
+from switchboard.ui.render import next_page, render
 
 router = APIRouter(prefix="/ui", route_class=ConsoleRoute, include_in_schema=False)
 PAGE = 50
@@ -78,10 +77,6 @@ async def ledger(
         "since": since.isoformat() if since else "",
         "until": until.isoformat() if until else "",
     }
-    next_url = None
-    if next_cursor:
-        query = {k: v for k, v in chosen.items() if v} | {"cursor": next_cursor}
-        next_url = f"/ui/accounts/{scope.slug}/ledger?{urlencode(query)}"
     return render(
         request,
         "ledger.html",
@@ -89,7 +84,7 @@ async def ledger(
         rows=[LlmRequestOut.of(r) for r in rows],
         chosen=chosen,
         statuses=STATUSES,
-        next_url=next_url,
+        next_url=next_page(f"/ui/accounts/{scope.slug}/ledger", chosen, next_cursor),
         first_page=cursor is None,
     )
 

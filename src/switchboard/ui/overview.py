@@ -10,7 +10,6 @@ from fastapi import APIRouter, Query, Request, Response
 
 from switchboard.api.deps import ContainerDep
 from switchboard.db.base import utcnow
-from switchboard.ledger.rollup import LATENCY_BUCKETS_MS, latency_percentile
 from switchboard.schemas import SafeStr
 from switchboard.ui.charts import build_overview, parse_days
 from switchboard.ui.deps import UserDep
@@ -39,8 +38,6 @@ async def overview(
         until=until,
         stack=stack,
         cross_account=scope is None,
-        percentile=latency_percentile,
-        bucket_count=len(LATENCY_BUCKETS_MS) + 1,
     )
     return render(
         request,

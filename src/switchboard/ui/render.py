@@ -4,9 +4,11 @@ with autoescaping, and the filters the pages share (exact money, times, tokens).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import jinja2
 from fastapi import Request
@@ -50,6 +52,15 @@ def to_json(value: Any) -> Markup:
     text = json.dumps(value, default=str, separators=(",", ":"))
     text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     return Markup(text)  # noqa: S704 — escaped above for a script element
+
+
+def next_page(path: str, filters: Mapping[str, str | None], cursor: str | None) -> str | None:
+    """The link to the page after this one: the same filters (empty ones left out), the next
+    cursor; None on the last page."""
+    if cursor is None:
+        return None
+    query = {name: value for name, value in filters.items() if value} | {"cursor": cursor}
+    return f"{path}?{urlencode(query)}"
 
 
 def pretty(value: Any) -> str:

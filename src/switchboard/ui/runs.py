@@ -16,7 +16,7 @@ from switchboard.ledger.schemas import LedgerFilters, LlmRequestOut
 from switchboard.schemas import SafeStr
 from switchboard.ui.deps import Blank, CsrfUserDep, PageScopeDep
 from switchboard.ui.errors import ConsoleRoute
-from switchboard.ui.render import render
+from switchboard.ui.render import next_page, render
 
 router = APIRouter(prefix="/ui", route_class=ConsoleRoute, include_in_schema=False)
 PAGE = 50
@@ -38,7 +38,6 @@ async def runs(
     rows, next_cursor = await container.runs.runs.page(
         scope, status=status, agent=agent or None, cursor=cursor, limit=PAGE
     )
-    query = "".join(f"{k}={v}&" for k, v in (("status", status), ("agent", agent)) if v)
     return render(
         request,
         "runs.html",
@@ -47,8 +46,8 @@ async def runs(
         statuses=STATUSES,
         status=status or "",
         agent=agent or "",
-        next_url=(
-            f"/ui/accounts/{scope.slug}/runs?{query}cursor={next_cursor}" if next_cursor else None
+        next_url=next_page(
+            f"/ui/accounts/{scope.slug}/runs", {"status": status, "agent": agent}, next_cursor
         ),
     )
 
