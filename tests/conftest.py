@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import asyncpg
 import httpx
@@ -26,6 +27,10 @@ from switchboard.db.migrate import upgrade
 from switchboard.db.uow import AccountScope
 from switchboard.settings import Settings
 from tests.live import FakeProviderProcess
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 ADMIN_KEY = "test-admin-key-0123456789"
 PG_ADMIN_URL = os.environ.get("SWITCHBOARD_TEST_POSTGRES_URL")
@@ -228,3 +233,19 @@ async def fresh_database(backend: str, folder: Path) -> AsyncIterator[str]:
         yield url
     finally:
         await _drop_pg_database(name)
+
+
+@pytest.fixture
+def recorded() -> Iterator[tuple[TracerProvider, InMemorySpanExporter]]:
+    """A tracer provider of the test's own (the global one is never set), recording in memory.
+    The SDK is imported here, not at the top: a test that proves it is never imported runs in
+    a process of its own anyway, but nothing else should pay for it."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    yield provider, exporter
+    provider.shutdown()

@@ -9,7 +9,7 @@ import os
 import sys
 import textwrap
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -20,7 +20,6 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
@@ -56,16 +55,6 @@ async def traced(settings: Settings, telemetry: Telemetry) -> AsyncIterator[http
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
             yield http
-
-
-@pytest.fixture
-def recorded() -> Iterator[tuple[TracerProvider, InMemorySpanExporter]]:
-    """A provider of this test's own (the global one is never set), recording in memory."""
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    yield provider, exporter
-    provider.shutdown()
 
 
 def attrs(span: ReadableSpan) -> dict[str, object]:

@@ -6,11 +6,9 @@ from __future__ import annotations
 import logging
 import sys
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import ValidationError
 
@@ -103,15 +101,6 @@ def test_an_endpoint_without_the_extra_warns_and_stays_off(
     with caplog.at_level(logging.WARNING, logger="switchboard.telemetry"):
         assert Telemetry.from_settings(settings(), environ=ENDPOINT) is DISABLED
     assert "'otel' extra" in caplog.text
-
-
-@pytest.fixture
-def recorded() -> Iterator[tuple[TracerProvider, InMemorySpanExporter]]:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    yield provider, exporter
-    provider.shutdown()
 
 
 def test_a_retried_call_shows_its_last_row_and_every_row_as_an_event(
