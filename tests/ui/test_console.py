@@ -13,8 +13,9 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from switchboard.settings import Settings
+from switchboard.ui.deps import require_operator
 from switchboard.ui.session import COOKIE, SessionCodec
-from tests.api.test_tenant_boundary import _table_counts, _victim
+from tests.api.test_tenant_boundary import _calls, _table_counts, _victim
 from tests.conftest import ADMIN, ADMIN_KEY, make_settings, new_account, serving
 from tests.ui.console import console_routes, csrf_of, log_in, visitor
 
@@ -186,12 +187,19 @@ async def test_operator_pages_need_the_admin_key(settings: Settings) -> None:
         _, headers = await new_account(client)
         async with visitor(app) as tenant, visitor(app) as operator:
             await log_in(tenant, headers["Authorization"].removeprefix("Bearer "))
-            for path in ("/ui/limits",):
-                page = await tenant.get(path)
-                assert page.status_code == 403
-                assert "ADMIN_REQUIRED" in page.text
             await log_in(operator, ADMIN_KEY)
-            assert (await operator.get("/ui/limits")).status_code == 200
+            # Every console route behind require_operator, found from the app itself.
+            paths = [
+                r.path
+                for r in console_routes(app)
+                if require_operator in set(_calls(r.dependant)) and "GET" in r.methods
+            ]
+            assert "/ui/limits" in paths
+            for path in paths:
+                page = await tenant.get(path)
+                assert page.status_code == 403, path
+                assert "ADMIN_REQUIRED" in page.text
+                assert (await operator.get(path)).status_code == 200, path
             mine = await tenant.get("/ui/accounts")  # an account key: straight to its own
             assert mine.status_code == 303
 
