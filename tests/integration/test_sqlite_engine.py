@@ -4,13 +4,18 @@ of work takes the write lock at BEGIN (IMMEDIATE), so it never fails upgrading a
 from __future__ import annotations
 
 import asyncio
+import uuid
 from pathlib import Path
+from typing import Any
 
+import aiosqlite
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from switchboard.bootstrap import build_container
 from switchboard.db.migrate import upgrade
+from switchboard.db.uow import UnitOfWork
 from switchboard.errors import DatabaseBusy
 from tests.conftest import make_settings
 
@@ -79,3 +84,82 @@ async def test_foreign_keys_are_enforced(sqlite_url: str) -> None:
                 )
     finally:
         await container.aclose()
+
+
+@pytest.fixture
+def hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every trip to an aiosqlite connection's thread, by what it ran."""
+    trips: list[str] = []
+    original = aiosqlite.Connection._execute
+
+    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        trips.append(getattr(fn, "__name__", repr(fn)))
+        return await original(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    return trips
+
+
+async def test_one_thread_hop_per_statement_and_none_wasted(
+    sqlite_url: str, hops: list[str]
+) -> None:
+    """Each statement is one trip to aiosqlite's thread (SQLAlchemy's own adapter makes three
+    or four); BEGIN travels with the first statement; a transaction that ran nothing costs no
+    trip; the pool's rollback after a commit is not sent."""
+    container = await build_container(make_settings(sqlite_url))
+    try:
+        await container.uow.run(_select_one, write=False)  # connect, warm up
+        hops.clear()
+
+        async def three(u: UnitOfWork) -> None:
+            for _ in range(3):
+                await _select_one(u)
+
+        await container.uow.run(three)
+        assert hops == ["_run", "_run", "_run", "commit"]
+        hops.clear()
+        await container.uow.run(_select_one, write=False)
+        assert hops == ["_run", "rollback"]
+        hops.clear()
+
+        async def begun(u: UnitOfWork) -> None:
+            await u.session.connection()  # BEGIN IMMEDIATE issued, no statement after it
+
+        await container.uow.run(begun)
+        assert hops == []
+    finally:
+        await container.aclose()
+
+
+async def test_a_failed_statement_rolls_back_its_transaction(sqlite_url: str) -> None:
+    """An error mid-transaction rolls back what the transaction wrote, and the connection goes
+    back to the pool clean: the next unit of work on it writes and commits normally."""
+    container = await build_container(make_settings(sqlite_url, db_pool_size=1))
+    insert = (
+        "INSERT INTO accounts (id, slug, name, created_at, updated_at) "
+        "VALUES (:id, :slug, 'n', '2026-01-01', '2026-01-01')"
+    )
+    try:
+
+        async def twice(u: UnitOfWork) -> None:
+            await u.session.execute(text(insert), {"id": uuid.UUID(int=1).hex, "slug": "first"})
+            await u.session.execute(text(insert), {"id": uuid.UUID(int=1).hex, "slug": "again"})
+
+        with pytest.raises(IntegrityError):
+            await container.uow.run(twice)
+
+        async def once(u: UnitOfWork) -> None:
+            await u.session.execute(text(insert), {"id": uuid.UUID(int=2).hex, "slug": "second"})
+
+        await container.uow.run(once)
+
+        async def slugs(u: UnitOfWork) -> list[str]:
+            return list((await u.session.execute(text("SELECT slug FROM accounts"))).scalars())
+
+        assert await container.uow.run(slugs, write=False) == ["second"]
+    finally:
+        await container.aclose()
+
+
+async def _select_one(u: UnitOfWork) -> None:
+    await u.session.execute(text("SELECT 1"))
