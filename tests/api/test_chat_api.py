@@ -181,6 +181,34 @@ async def test_history_window_and_ledgered_summary(client: httpx.AsyncClient) ->
     assert listed["items"][0]["summary"].startswith("Summary of 2 earlier messages")
 
 
+async def test_summaries_fold_half_a_window_at_a_time(client: httpx.AsyncClient) -> None:
+    """Messages that left the history window are folded into the summary only once half a
+    window of them is waiting (here 3 of max_messages 6); until then they are sent word for
+    word. Eight two-message turns make two summary calls (turns 6 and 8), not four."""
+    slug, headers = await new_account(client)
+    await client.post(
+        f"/v1/accounts/{slug}/agents",
+        headers=headers,
+        json={"slug": "mem", "config": {"memory": {"max_messages": 6}}},
+    )
+    conversation = None
+    summaries_after: list[int] = []
+    for turn in range(1, 9):
+        response = await chat(
+            client, slug, "mem", headers, message=f"turn {turn}", conversation_id=conversation
+        )
+        assert response.status_code == 200, response.text
+        conversation = response.json()["conversation_id"]
+        rows = await ledger(client, slug, headers, conversation_id=conversation)
+        if sum(r["kind"] == "summary" for r in rows) > len(summaries_after):
+            summaries_after.append(turn)
+    assert summaries_after == [6, 8]
+    listed = (await client.get(f"/v1/accounts/{slug}/conversations", headers=headers)).json()
+    # The second fold: the earlier summary and messages 5-8 (turns 3 and 4).
+    assert listed["items"][0]["summary"].startswith("Summary of 5 earlier messages")
+    assert "user: turn 4" in listed["items"][0]["summary"]
+
+
 async def test_chat_errors(client: httpx.AsyncClient) -> None:
     slug, headers = await new_account(client)
     other, other_headers = await new_account(client)

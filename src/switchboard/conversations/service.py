@@ -173,15 +173,19 @@ class ConversationService:
             seq = await repo.allocate(conversation_id, len(messages))
             await repo.add_messages(conversation_id, seq, messages, run_id=run_id)
         user_seq = seq + len(messages) - 1
-        history = _from_a_user_turn(
-            await repo.recent(conversation_id, before_seq=user_seq, limit=max_messages)
-        )
+        batch = summary_batch(max_messages) if summarize else 0
+        recent = await repo.recent(conversation_id, before_seq=user_seq, limit=max_messages + batch)
+        history = _from_a_user_turn(recent[-max_messages:])
         to_summarize: list[Message] = []
         window_start = history[0].seq if history else user_seq
         if summarize and window_start > summary_upto + 1:
-            to_summarize = (
-                await repo.between(conversation_id, after=summary_upto, before=window_start)
-            )[-SUMMARY_SOURCE_LIMIT:]
+            waiting = [m for m in recent if summary_upto < m.seq < window_start]
+            if len(waiting) >= batch or (recent and recent[0].seq > summary_upto + 1):
+                to_summarize = (
+                    await repo.between(conversation_id, after=summary_upto, before=window_start)
+                )[-SUMMARY_SOURCE_LIMIT:]
+            else:  # too few to fold yet: they stay in the history, word for word
+                history = _from_a_user_turn(waiting + history) or history
         return TurnStart(
             conversation_id, summary, user_seq, _stored(history), _stored(to_summarize)
         )
@@ -295,6 +299,15 @@ class ConversationService:
         if len(rows) > limit:
             return rows[:limit], encode_cursor(str(rows[limit - 1].seq))
         return rows, None
+
+
+def summary_batch(max_messages: int) -> int:
+    """How many messages must have left the history window before they are folded into the
+    summary: half a window. Until then they stay in the history, so a turn sends between
+    ``max_messages`` and 1.5 × ``max_messages`` recent messages, and a long conversation pays
+    for one summary call every ``max_messages / 4`` turns (a turn adds two messages or more)
+    instead of one on every turn."""
+    return max(1, max_messages // 2)
 
 
 def _from_a_user_turn(history: list[Message]) -> list[Message]:
