@@ -25,7 +25,11 @@ from switchboard.db.uow import AccountScope, UnitOfWork, UnitOfWorkFactory
 from switchboard.errors import Conflict, InvalidRequest, NotFound, PermanentError
 from switchboard.pagination import decode_cursor, encode_cursor
 from switchboard.registry.models import Agent, ConfigLayer, layer_key
-from switchboard.registry.repository import AgentRepository, ConfigLayerRepository
+from switchboard.registry.repository import (
+    AgentRepository,
+    ConfigLayerRepository,
+    agent_version,
+)
 from switchboard.registry.schemas import (
     CASCADED_FIELDS,
     PROFILE_FIELDS,
@@ -80,6 +84,18 @@ transaction is seen at once: correctness comes from the version, not from invali
 entry per account (a new version replaces the old), least recently used evicted beyond 1000
 accounts; a writer may ``invalidate(account_id)`` (or ``clear()`` after a global layer write)
 to drop the entry early, which only frees memory."""
+
+
+RESOLVED_AGENTS: Cache[tuple[uuid.UUID, str], tuple[tuple[object, ...], ResolvedAgent]] = Cache(
+    10_000
+)
+"""(account id, agent slug) → (version, resolved agent) for :meth:`AgentService.resolve`, which
+every chat calls. The same rule as :data:`ACCOUNT_CONFIGS`: a hit is used only after the
+database's current version — the agent's id and ``updated_at`` (bumped by every agent update; a
+deleted and re-created agent has a new id) and its layers' (key, updated_at, source), read in
+one statement — equals the entry's, so a change by any process is seen by the next read. The
+entry's version is taken from the very rows it was built from. What a hit saves is loading the
+agent and its layers as objects and merging and validating the cascade."""
 
 
 async def account_config_in(u: UnitOfWork) -> EffectiveConfig:
@@ -206,7 +222,15 @@ class AgentService:
         """The agent with its effective configuration and where each value came from."""
 
         async def op(u: UnitOfWork) -> ResolvedAgent:
-            agent = await AgentRepository(u).get(slug, with_tags=False)
+            agents = AgentRepository(u)
+            cached = RESOLVED_AGENTS.get((scope.id, slug))
+            if cached is not None:
+                version = await agents.version(slug, cached[1].agent.id)
+                if version is None:
+                    raise agent_not_found(slug)
+                if version == cached[0]:
+                    return cached[1]
+            agent = await agents.get(slug, with_tags=False)
             if agent is None:
                 raise agent_not_found(slug)
             stored = await ConfigLayerRepository(u).for_agent(agent)
@@ -217,7 +241,12 @@ class AgentService:
             config, problems = cascade.validate(merged)
             if config is None:
                 raise invalid_config(problems)
-            return ResolvedAgent(agent=agent, config=config, merged=merged)
+            resolved = ResolvedAgent(agent=agent, config=config, merged=merged)
+            layers = [(layer.key, layer.updated_at, layer.source) for layer in stored.values()]
+            RESOLVED_AGENTS.put(
+                (scope.id, slug), (agent_version(agent.id, agent.updated_at, layers), resolved)
+            )
+            return resolved
 
         return await self._uow.run(op, scope=scope, write=False)
 
