@@ -31,6 +31,7 @@ from switchboard.settings import Settings
 from switchboard.telemetry import DISABLED, Telemetry
 from switchboard.tenancy.service import TenancyService
 from switchboard.traffic.budgets import BudgetService
+from switchboard.traffic.db_limiter import DatabaseLimiter
 from switchboard.traffic.limiter import InProcessLimiter, Limiter
 
 
@@ -91,7 +92,7 @@ async def build_container(
     )
     ledger = LedgerService(uow, lease=lease, registry=metrics.registry)
     models = ModelFactory()
-    limiter = build_limiter(settings)
+    limiter = build_limiter(settings, uow=uow)
     embedder = await asyncio.to_thread(build_embedder, settings.embedder)  # looks for the extra
     directories = DirectoryService(uow, embedder=embedder)
     gateway = Gateway(limiter=limiter, ledger=ledger, models=models, metrics=metrics)
@@ -140,10 +141,13 @@ async def build_container(
     )
 
 
-def build_limiter(settings: Settings) -> Limiter:
-    """In-process limits by default; shared across processes when SWITCHBOARD_REDIS_URL is set."""
-    if settings.redis_url is None:
-        return InProcessLimiter()
-    from switchboard.traffic.redis_limiter import RedisLimiter
+def build_limiter(settings: Settings, *, uow: UnitOfWorkFactory) -> Limiter:
+    """In-process limits by default; shared across processes through Redis when
+    SWITCHBOARD_REDIS_URL is set, else through the database when SWITCHBOARD_SHARED_LIMITS is."""
+    if settings.redis_url is not None:
+        from switchboard.traffic.redis_limiter import RedisLimiter
 
-    return RedisLimiter(settings.redis_url)
+        return RedisLimiter(settings.redis_url)
+    if settings.shared_limits:
+        return DatabaseLimiter(uow)
+    return InProcessLimiter()

@@ -22,6 +22,9 @@ class Settings(BaseSettings):
 
     database_url: str = DEFAULT_DATABASE_URL
     redis_url: str | None = None  # shares provider limits across processes and machines
+    # Without Redis: keep provider limits in the database, shared by every process using it
+    # (``serve --workers N`` turns it on for its workers). Off: limits per process (fastest).
+    shared_limits: bool = False
     admin_key: SecretStr | None = None
     metrics_token: SecretStr | None = None  # may read /metrics (and nothing else)
     # The console (/ui) signs its session cookie with this secret; unset, it is derived from

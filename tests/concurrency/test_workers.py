@@ -1,17 +1,18 @@
-"""``switchboard serve --workers N``: N processes on one port whose provider limits stay exact
-(through Redis), and a clear refusal when nothing could keep them exact."""
+"""``switchboard serve --workers N``: N processes on one port whose provider limits stay exact,
+through Redis when it is configured and through the database when it is not."""
 
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import uuid
 from collections import Counter
 from pathlib import Path
 
 import httpx
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from switchboard.traffic.models import LimiterSlot
 from tests.concurrency.test_traffic import _agent
 from tests.conftest import ADMIN, ADMIN_KEY
 from tests.live import FakeProviderProcess, ServerProcess
@@ -71,18 +72,47 @@ async def test_two_workers_keep_the_provider_limit_exact(
     assert stats["in_flight_max"] <= LIMIT
 
 
-def test_several_workers_without_redis_are_refused(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "switchboard", "serve", "--workers", "2", "--no-seed"],
-        env={
-            "PATH": "/usr/bin:/bin",
-            "SWITCHBOARD_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/w.db",
-            "SWITCHBOARD_ADMIN_KEY": ADMIN_KEY,
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode != 0
-    assert "SWITCHBOARD_REDIS_URL" in result.stdout + result.stderr
+async def test_two_workers_without_redis_keep_the_provider_limit_exact(
+    database_url: str, fake: FakeProviderProcess
+) -> None:
+    """No Redis: ``serve --workers 2`` shares the limit through the database (SQLite file or
+    PostgreSQL), and every slot is released when the calls end."""
+    await fake.reset(latency_s=0.05)
+    provider = f"fake{uuid.uuid4().hex[:8]}"  # its own limiter keys
+    server = ServerProcess(database_url, admin_key=ADMIN_KEY, seed=False, args=["--workers", "2"])
+    try:
+        await server.ready(timeout_s=60)
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
+            slug = await _agent(http, fake, provider=provider, limits={"max_concurrency": LIMIT})
+        barrier = asyncio.Barrier(CHATS)
+
+        async def one(i: int) -> int:
+            async with httpx.AsyncClient(base_url=server.url, timeout=90) as client:
+                await barrier.wait()
+                response = await client.post(
+                    f"/v1/accounts/{slug}/agents/bot/chat", headers=ADMIN, json={"message": f"m{i}"}
+                )
+                return response.status_code
+
+        async with asyncio.timeout(180):
+            statuses = Counter(await asyncio.gather(*(one(i) for i in range(CHATS))))
+        workers = _workers(server.process.pid)
+    finally:
+        server.stop()
+    assert len(workers) == 2, workers
+    assert statuses == {200: CHATS}
+    stats = await fake.stats()
+    assert stats["requests_total"] == CHATS
+    assert stats["in_flight_max"] <= LIMIT
+    assert await _slots_held(database_url, provider) == 0
+
+
+async def _slots_held(database_url: str, provider: str) -> int:
+    """Slot rows left in the database under ``provider``'s limiter keys."""
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            statement = select(func.count()).where(LimiterSlot.key.startswith(provider))
+            return int((await connection.execute(statement)).scalar_one())
+    finally:
+        await engine.dispose()

@@ -76,18 +76,17 @@ def serve(
         1,
         min=1,
         envvar="SWITCHBOARD_WORKERS",
-        help="Server processes on one port (one per core on a production box). More than one "
-        "needs SWITCHBOARD_REDIS_URL, which keeps provider limits exact across them.",
+        help="Server processes on one port (one per core on a production box). Provider "
+        "limits stay exact across them: through SWITCHBOARD_REDIS_URL if set, else through "
+        "the database.",
     ),
 ) -> None:
     """Start the HTTP server. An SQLite database is created (owner-only) and migrated
     automatically; the demo account is seeded in the background on the first start."""
     settings = Settings()
-    if workers > 1 and settings.redis_url is None:
-        fail(
-            f"--workers {workers} needs SWITCHBOARD_REDIS_URL: without it every process keeps "
-            f"its own provider limits, so the provider would see {workers} × each limit"
-        )
+    # Without Redis, several workers share provider limits through the database: otherwise
+    # every process would keep its own and the provider would see N × each limit.
+    shared_limits = workers > 1 and settings.redis_url is None
     if settings.is_sqlite:
         ensure_sqlite_directory(settings.database_url)
         upgrade(settings.database_url)
@@ -108,6 +107,8 @@ def serve(
         # is safe in all of them at once (the seed lock lets one do it).
         os.environ["SWITCHBOARD_ADMIN_KEY"] = admin.key
         os.environ[_SEED_BASE] = base if seed else ""
+        if shared_limits:
+            os.environ["SWITCHBOARD_SHARED_LIMITS"] = "true"
         uvicorn.run(
             f"{__name__}:worker_app",
             factory=True,

@@ -35,7 +35,7 @@ class Limiter(Protocol):
 class LimitUse:
     """One declared limit (a provider, or a provider's model) as this process sees it: slots in
     use and callers queued; rpm/tpm used over the last minute where this process keeps the
-    buckets (None when they live in Redis)."""
+    buckets (None when they are shared: in Redis or the database)."""
 
     label: str
     max_concurrency: int | None
