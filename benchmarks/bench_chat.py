@@ -234,7 +234,10 @@ async def main() -> None:
         help="concurrency:chats pairs, e.g. 1:200,50:1000 (default: %(default)s)",
     )
     parser.add_argument("--workers", type=int, default=1, help="server processes (serve --workers)")
-    parser.add_argument("--redis", help="Redis URL (needed with more than one worker)")
+    parser.add_argument(
+        "--redis",
+        help="Redis URL for the shared limits (without it, several workers share them through the database)",
+    )
     parser.add_argument(
         "--api",
         choices=["chat", "openai"],
