@@ -94,4 +94,9 @@ def _configure_sqlite(engine: AsyncEngine, *, busy_timeout_ms: int) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
         read_only = conn.get_execution_options().get(READ_ONLY_OPTION, False)
-        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        begin = "BEGIN" if read_only else "BEGIN IMMEDIATE"
+        driver = conn.connection.dbapi_connection
+        if isinstance(driver, sqlite_driver.OneHopConnection):
+            driver.begin(begin)  # sent with the first statement, without a statement of its own
+        else:
+            conn.exec_driver_sql(begin)

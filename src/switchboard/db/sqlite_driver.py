@@ -157,6 +157,13 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
         self.in_transaction = False  # whether SQLite has a transaction open, as last seen
         self.pending_begin: str | None = None  # a BEGIN not sent yet
 
+    def begin(self, statement: str) -> None:
+        """Begin a transaction with ``statement`` (``BEGIN`` or ``BEGIN IMMEDIATE``): it is sent
+        in the same trip as the transaction's first statement."""
+        if statement not in _BEGINS:
+            raise ValueError(f"not a BEGIN statement: {statement!r}")
+        self.pending_begin = statement
+
     def commit(self) -> None:
         self.pending_begin = None  # an empty transaction: nothing to end
         if self.in_transaction:
