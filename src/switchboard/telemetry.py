@@ -122,10 +122,7 @@ class Telemetry:
             from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
             from opentelemetry.sdk.trace.export import BatchSpanProcessor
         except ImportError as exc:
-            message = (
-                "traces need the 'otel' extra (pip install 'switchboard[otel]'); "
-                f"it is not installed ({exc.name} is missing)"
-            )
+            message = _missing_extra(exc)
             if settings.otel_enabled == "on":
                 raise ConfigurationError(f"SWITCHBOARD_OTEL_ENABLED=on: {message}") from exc
             log.warning("%s: an OTLP endpoint is set, but traces are off", message)
@@ -194,6 +191,25 @@ class Telemetry:
 
 DISABLED = Telemetry()
 _NO_SPAN: AbstractContextManager[Span] = contextlib.nullcontext(INVALID_SPAN)
+
+
+def _missing_extra(exc: ImportError) -> str:
+    return (
+        "traces need the 'otel' extra (pip install 'switchboard[otel]'); "
+        f"it is not installed ({exc.name} is missing)"
+    )
+
+
+def check_available(settings: Settings) -> None:
+    """Raise :class:`ConfigurationError` now, before a server starts, if traces are switched
+    on (``SWITCHBOARD_OTEL_ENABLED=on``) and the SDK is not installed."""
+    if settings.otel_enabled != "on" or not wanted(settings, os.environ):
+        return
+    try:
+        import opentelemetry.exporter.otlp.proto.http.trace_exporter
+        import opentelemetry.sdk.trace  # noqa: F401
+    except ImportError as exc:
+        raise ConfigurationError(f"SWITCHBOARD_OTEL_ENABLED=on: {_missing_extra(exc)}") from exc
 
 
 def wanted(settings: Settings, environ: Mapping[str, str]) -> bool:

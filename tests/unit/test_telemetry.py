@@ -6,12 +6,15 @@ from __future__ import annotations
 import logging
 import sys
 import uuid
+from pathlib import Path
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import ValidationError
+from typer.testing import CliRunner
 
+from switchboard.cli import app as cli
 from switchboard.errors import ConfigurationError
 from switchboard.settings import Settings
 from switchboard.telemetry import (
@@ -141,3 +144,18 @@ def test_without_a_span_the_ledger_annotations_do_nothing(
     call_opened(uuid.uuid4())
     call_settled(uuid.uuid4(), status="complete", cost_nano_usd=1, error_code=None)
     assert exporter.get_finished_spans() == ()
+
+
+def test_serve_refuses_on_without_the_extra_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``serve`` checks before anything starts (and before its workers each fail with a
+    trace): exit code 1 and the message, no traceback."""
+    monkeypatch.setitem(sys.modules, EXPORTER_MODULE, None)
+    monkeypatch.setenv("SWITCHBOARD_OTEL_ENABLED", "on")
+    monkeypatch.setenv("SWITCHBOARD_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path}/t.db")
+    result = CliRunner().invoke(cli, ["serve", "--no-seed", "--workers", "2"])
+    assert result.exit_code == 1
+    assert "switchboard[otel]" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "t.db").exists()  # refused before the database was touched

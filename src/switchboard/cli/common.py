@@ -8,6 +8,7 @@ from typing import NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from switchboard.bootstrap import Container, build_container
 from switchboard.db.uow import AccountScope
@@ -20,7 +21,8 @@ err_console = Console(stderr=True, soft_wrap=True)
 
 
 def fail(message: str, *, problems: list[str] | None = None, code: int = 1) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    # The message is text, not markup: "[otel]" or a JSON path in it must print as written.
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True)
     for problem in problems or []:
         err_console.print(f"  - {problem}", highlight=False, markup=False)
     raise typer.Exit(code)

@@ -23,11 +23,13 @@ import uvicorn
 from fastapi import FastAPI
 from pydantic import SecretStr
 
+from switchboard import telemetry
 from switchboard.app import create_app
 from switchboard.bootstrap import Container
 from switchboard.cli.common import console, fail
 from switchboard.db.engine import ensure_private_directory, ensure_sqlite_directory, sqlite_path
 from switchboard.db.migrate import current_revision, head_revision, upgrade
+from switchboard.errors import ConfigurationError
 from switchboard.logs import logging_config
 from switchboard.operations.seed import (
     DEMO_ACCOUNT,
@@ -84,6 +86,10 @@ def serve(
     """Start the HTTP server. An SQLite database is created (owner-only) and migrated
     automatically; the demo account is seeded in the background on the first start."""
     settings = Settings()
+    try:
+        telemetry.check_available(settings)  # a clear message, not a trace from every worker
+    except ConfigurationError as exc:
+        fail(exc.message)
     # Without Redis, several workers share provider limits through the database: otherwise
     # every process would keep its own and the provider would see N × each limit.
     shared_limits = workers > 1 and settings.redis_url is None
