@@ -23,6 +23,7 @@ from switchboard.ledger.rollup import (
     RollupRow,
     compare,
     contribution,
+    latency_bucket,
     latency_column,
     latency_percentile,
     utc_day,
@@ -185,3 +186,18 @@ def test_compare_names_each_differing_counter_and_missing_rows() -> None:
         "interrupted": [("requests", 1, 0)],
     }
     assert compare(ledger, ledger).mismatches == []
+
+
+def test_a_percentile_in_the_overflow_bucket_is_told_apart() -> None:
+    """The console labels a percentile by its bucket: "> 60,000 ms" when it falls past the last
+    bound, never "≤ 60,000 ms" (which the bound alone cannot tell apart)."""
+    from switchboard.ui.charts import _latency
+
+    slow = _hist(le_50=1, gt_60000=99)
+    assert latency_bucket(slow, 0.01) == 0
+    assert latency_bucket(slow, 0.5) == len(LATENCY_BUCKETS_MS)
+    assert latency_percentile(slow, 0.5) == 60000
+    assert _latency(slow, 0.5) == "> 60,000 ms"
+    assert _latency(_hist(le_60000=1), 0.5) == "≤ 60,000 ms"
+    assert _latency(_hist(le_50=3), 0.99) == "≤ 50 ms"
+    assert _latency(EMPTY, 0.5) == "-"

@@ -35,6 +35,7 @@ __all__ = [
     "RollupRow",
     "compare",
     "contribution",
+    "latency_bucket",
     "latency_column",
     "latency_percentile",
     "merge",
@@ -89,11 +90,10 @@ def latency_column(latency_ms: int) -> str:
     return LATENCY_COLUMNS[-1]
 
 
-def latency_percentile(buckets: Sequence[int], q: float) -> int | None:
-    """The ``q`` quantile (0 ≤ q ≤ 1) of a latency histogram, as the upper bound in ms of the
-    bucket where the cumulative count reaches rank ``ceil(q × total)`` (at least the first
-    call). ``None`` when the histogram is empty. A quantile that falls in the overflow bucket
-    returns the last bound, ``LATENCY_BUCKETS_MS[-1]`` (60000), to be read as "> 60000"."""
+def latency_bucket(buckets: Sequence[int], q: float) -> int | None:
+    """The index of the bucket where the ``q`` quantile (0 ≤ q ≤ 1) of a latency histogram falls:
+    where the cumulative count reaches rank ``ceil(q × total)`` (at least the first call).
+    ``len(LATENCY_BUCKETS_MS)`` is the overflow bucket; ``None`` when the histogram is empty."""
     if len(buckets) != len(LATENCY_COLUMNS):
         raise ValueError(f"expected {len(LATENCY_COLUMNS)} buckets, got {len(buckets)}")
     if not 0 <= q <= 1:
@@ -106,8 +106,17 @@ def latency_percentile(buckets: Sequence[int], q: float) -> int | None:
     for index, count in enumerate(buckets):
         seen += count
         if seen >= rank:
-            return LATENCY_BUCKETS_MS[min(index, len(LATENCY_BUCKETS_MS) - 1)]
-    return LATENCY_BUCKETS_MS[-1]  # pragma: no cover - seen reaches total ≥ rank
+            return index
+    return len(buckets) - 1  # pragma: no cover - seen reaches total ≥ rank
+
+
+def latency_percentile(buckets: Sequence[int], q: float) -> int | None:
+    """The ``q`` quantile of a latency histogram as the upper bound in ms of its bucket
+    (:func:`latency_bucket`); ``None`` when the histogram is empty. A quantile in the overflow
+    bucket returns the last bound, ``LATENCY_BUCKETS_MS[-1]`` (60000), to be read as "> 60000":
+    :func:`latency_bucket` tells the two apart."""
+    index = latency_bucket(buckets, q)
+    return None if index is None else LATENCY_BUCKETS_MS[min(index, len(LATENCY_BUCKETS_MS) - 1)]
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -5,12 +5,12 @@ accounts and agents, errors by class and latency percentiles from the rollup's h
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
-from switchboard.ledger.rollup import LATENCY_BUCKETS_MS, RollupRow, latency_percentile
+from switchboard.ledger.rollup import LATENCY_BUCKETS_MS, RollupRow, latency_bucket
 from switchboard.money import nano_to_usd_str
 
 Stack = Literal["agent", "model"]
@@ -135,8 +135,7 @@ def build_overview(
     }
     errors = sum(by_error.values())
     latency = {
-        name: _ms(latency_percentile(buckets, q))
-        for name, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
+        name: _latency(buckets, q) for name, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
     }
     return Overview(
         stack=stack,
@@ -153,8 +152,14 @@ def build_overview(
     )
 
 
-def _ms(value: int | None) -> str:
-    return "-" if value is None else f"≤ {value:,} ms"
+def _latency(buckets: Sequence[int], q: float) -> str:
+    """A percentile as the bound of its bucket: "≤ 250 ms", or "> 60,000 ms" in the overflow."""
+    index = latency_bucket(buckets, q)
+    if index is None:
+        return "-"
+    if index >= len(LATENCY_BUCKETS_MS):
+        return f"> {LATENCY_BUCKETS_MS[-1]:,} ms"
+    return f"≤ {LATENCY_BUCKETS_MS[index]:,} ms"
 
 
 def parse_days(value: int, *, today: date) -> tuple[date, date]:
