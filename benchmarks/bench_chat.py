@@ -236,7 +236,8 @@ async def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="server processes (serve --workers)")
     parser.add_argument(
         "--redis",
-        help="Redis URL for the shared limits (without it, several workers share them through the database)",
+        help="Redis URL for the shared limits (without it, several workers share them "
+        "through the database)",
     )
     parser.add_argument(
         "--api",
