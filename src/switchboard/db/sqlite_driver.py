@@ -3,16 +3,17 @@
 aiosqlite runs every call of the ``sqlite3`` API on its connection's own thread; each call is a
 hop there and back (a queue put, a wake-up of the event loop through its self-pipe). SQLAlchemy's
 adapter makes three or four of them per statement: open a cursor, execute, fetch the rows, close
-the cursor. On the chat path that was ≈ 100 hops per chat and the largest single share of its
-CPU (see docs/benchmarks.md). This adapter does the same work in one hop: the cursor is opened,
-executed, read and closed inside one function run on aiosqlite's thread, and its results
-(description, rows, rowcount, lastrowid) are kept on the adapter's cursor.
+the cursor (a read unit of work with one statement: 8 hops; with this adapter 2; see
+docs/benchmarks.md for what it saves per chat). This adapter does the same work in one hop: the
+cursor is opened, executed, read and closed inside one function run on aiosqlite's thread, and
+its results (description, rows, rowcount, lastrowid) are kept on the adapter's cursor.
 
 Two more hops per transaction are saved, without changing what SQLite is asked to do:
 
-- ``BEGIN`` / ``BEGIN IMMEDIATE`` (which we emit ourselves, see ``db.engine``) is sent in the
-  same hop as the transaction's first statement, so the lock is taken before that statement
-  runs, as before. A transaction that runs no statement sends neither ``BEGIN`` nor its end.
+- ``BEGIN`` / ``BEGIN IMMEDIATE`` (handed over by ``db.engine``'s begin event through
+  :meth:`OneHopConnection.begin`) is sent in the same hop as the transaction's first statement,
+  so the lock is taken before that statement runs, as before. A transaction that runs no
+  statement sends neither ``BEGIN`` nor its end.
 - The connection knows whether SQLite has a transaction open (``in_transaction``, read on the
   thread after every statement), so the pool's rollback-on-return after a commit or rollback —
   which has nothing to roll back — costs no hop.
@@ -40,14 +41,18 @@ _BEGINS = frozenset({"BEGIN", "BEGIN IMMEDIATE"})
 
 
 def _run(
-    connection: sqlite3.Connection, begin: str | None, operation: str, parameters: Any
+    connection: sqlite3.Connection, begin: str | None, operation: str, parameters: Any, many: bool
 ) -> _Result:
-    """On aiosqlite's thread: the whole of one statement (after its transaction's BEGIN)."""
+    """On aiosqlite's thread: the whole of one statement (after its transaction's BEGIN), run
+    once or, with ``many``, once per parameter set."""
     if begin is not None:
         connection.execute(begin)
     cursor = connection.cursor()
     try:
-        cursor.execute(operation, () if parameters is None else parameters)
+        if many:
+            cursor.executemany(operation, parameters)
+        else:
+            cursor.execute(operation, () if parameters is None else parameters)
         rows = cursor.fetchall() if cursor.description else []
         return (
             cursor.description,
@@ -56,19 +61,6 @@ def _run(
             cursor.lastrowid,
             connection.in_transaction,
         )
-    finally:
-        cursor.close()
-
-
-def _run_many(
-    connection: sqlite3.Connection, begin: str | None, operation: str, parameters: Any
-) -> _Result:
-    if begin is not None:
-        connection.execute(begin)
-    cursor = connection.cursor()
-    try:
-        cursor.executemany(operation, parameters)
-        return None, [], cursor.rowcount, cursor.lastrowid, connection.in_transaction
     finally:
         cursor.close()
 
@@ -109,24 +101,19 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
         pass  # every row is fetched at once
 
     async def _execute_async(self, operation: Any, parameters: Any) -> Any:
-        connection: OneHopConnection = self._adapt_connection  # type: ignore[assignment]
-        if not parameters and operation in _BEGINS and not connection.in_transaction:
-            connection.pending_begin = operation  # sent with the first statement
-            self._description, self._rows, self._rowcount = None, collections.deque(), -1
-            return
-        await self._hop(_run, operation, parameters)
+        await self._hop(operation, parameters, many=False)
 
     async def _executemany_async(self, operation: Any, seq_of_parameters: Any) -> Any:
-        await self._hop(_run_many, operation, seq_of_parameters)
+        await self._hop(operation, seq_of_parameters, many=True)
 
-    async def _hop(self, function: Any, operation: Any, parameters: Any) -> None:
+    async def _hop(self, operation: Any, parameters: Any, *, many: bool) -> None:
         connection: OneHopConnection = self._adapt_connection  # type: ignore[assignment]
         async with connection._execute_mutex:
             driver: Any = self._connection  # aiosqlite.Connection; _execute is untyped
             begin, connection.pending_begin = connection.pending_begin, None
             try:
                 result: _Result = await driver._execute(
-                    function, driver._conn, begin, operation, parameters
+                    _run, driver._conn, begin, operation, parameters, many
                 )
             except BaseException:
                 connection.in_transaction = True  # unknown: let rollback find out
