@@ -87,9 +87,8 @@ class AgentRepository:
         ).all()
         if not rows:
             return None
+        # A re-created agent has another id, so its version differs whatever its layers.
         layers = [(row[2], row[3], row[4]) for row in rows if row[2] is not None]
-        if rows[0][0] != agent_id:  # re-created: its own layer was not among the keys
-            return (rows[0][0],)
         return agent_version(rows[0][0], rows[0][1], layers)
 
     def list_statement(
