@@ -47,24 +47,7 @@ async def test_two_workers_keep_the_provider_limit_exact(
         env={"SWITCHBOARD_REDIS_URL": redis_url},
         args=["--workers", "2"],
     )
-    try:
-        await server.ready()
-        async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
-            slug = await _agent(http, fake, provider=provider, limits={"max_concurrency": LIMIT})
-        barrier = asyncio.Barrier(CHATS)
-
-        async def one(i: int) -> int:
-            async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
-                await barrier.wait()
-                response = await client.post(
-                    f"/v1/accounts/{slug}/agents/bot/chat", headers=ADMIN, json={"message": f"m{i}"}
-                )
-                return response.status_code
-
-        statuses = Counter(await asyncio.gather(*(one(i) for i in range(CHATS))))
-        workers = _workers(server.process.pid)
-    finally:
-        server.stop()
+    statuses, workers = await _chats(server, fake, provider, ready_s=30, client_s=60)
     assert len(workers) == 2, workers
     assert statuses == {200: CHATS}
     stats = await fake.stats()
@@ -80,14 +63,33 @@ async def test_two_workers_without_redis_keep_the_provider_limit_exact(
     await fake.reset(latency_s=0.05)
     provider = f"fake{uuid.uuid4().hex[:8]}"  # its own limiter keys
     server = ServerProcess(database_url, admin_key=ADMIN_KEY, seed=False, args=["--workers", "2"])
+    statuses, workers = await _chats(server, fake, provider, ready_s=60, client_s=90)
+    assert len(workers) == 2, workers
+    assert statuses == {200: CHATS}
+    stats = await fake.stats()
+    assert stats["requests_total"] == CHATS
+    assert stats["in_flight_max"] <= LIMIT
+    assert await _slots_held(database_url, provider) == 0
+
+
+async def _chats(
+    server: ServerProcess,
+    fake: FakeProviderProcess,
+    provider: str,
+    *,
+    ready_s: float,
+    client_s: float,
+) -> tuple[Counter[int], list[int]]:
+    """CHATS chats released at once against an agent limited to LIMIT on ``provider``: their
+    status codes, and the worker processes that served them. Stops the server."""
     try:
-        await server.ready(timeout_s=60)
+        await server.ready(timeout_s=ready_s)
         async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
             slug = await _agent(http, fake, provider=provider, limits={"max_concurrency": LIMIT})
         barrier = asyncio.Barrier(CHATS)
 
         async def one(i: int) -> int:
-            async with httpx.AsyncClient(base_url=server.url, timeout=90) as client:
+            async with httpx.AsyncClient(base_url=server.url, timeout=client_s) as client:
                 await barrier.wait()
                 response = await client.post(
                     f"/v1/accounts/{slug}/agents/bot/chat", headers=ADMIN, json={"message": f"m{i}"}
@@ -96,15 +98,9 @@ async def test_two_workers_without_redis_keep_the_provider_limit_exact(
 
         async with asyncio.timeout(180):
             statuses = Counter(await asyncio.gather(*(one(i) for i in range(CHATS))))
-        workers = _workers(server.process.pid)
+        return statuses, _workers(server.process.pid)
     finally:
         server.stop()
-    assert len(workers) == 2, workers
-    assert statuses == {200: CHATS}
-    stats = await fake.stats()
-    assert stats["requests_total"] == CHATS
-    assert stats["in_flight_max"] <= LIMIT
-    assert await _slots_held(database_url, provider) == 0
 
 
 async def _slots_held(database_url: str, provider: str) -> int:
