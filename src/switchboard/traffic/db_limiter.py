@@ -26,32 +26,28 @@ import functools
 import logging
 import os
 import platform
-import random
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 
 from switchboard.db.base import utcnow
 from switchboard.db.uow import UnitOfWork, UnitOfWorkFactory
-from switchboard.traffic.limiter import LimiterBase, busy
+from switchboard.traffic.limiter import SharedLimiterBase, busy
 from switchboard.traffic.limiter_repository import WINDOW, SharedLimitRepository
 from switchboard.traffic.limits import LimitSpec
 
 log = logging.getLogger("switchboard.traffic")
 
 
-class DatabaseLimiter(LimiterBase):
+class DatabaseLimiter(SharedLimiterBase):
     def __init__(
         self, uow: UnitOfWorkFactory, *, lease_ttl_s: float = 30.0, poll_s: float = 0.02
     ) -> None:
-        super().__init__()
+        super().__init__(poll_s=poll_s)
         self._uow = uow
         self._owner = f"{platform.node() or 'unknown'}:{os.getpid()}"[:255]
         self._ttl = timedelta(seconds=lease_ttl_s)
-        self._poll_s = poll_s
-        self._fifo: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()  # releases under way (awaited by aclose)
 
     async def held(self, key: str) -> int:
@@ -60,32 +56,18 @@ class DatabaseLimiter(LimiterBase):
 
     # --- concurrency slots ------------------------------------------------------------------
 
-    @asynccontextmanager
-    async def _slot(
+    def _slot(
         self, spec: LimitSpec, limit: int, deadline: float, started: float
-    ) -> AsyncIterator[None]:
+    ) -> AbstractAsyncContextManager[None]:
         member = uuid.uuid4().hex
-        self._queued[spec.key] = self.queued(spec.key) + 1
-        try:
-            async with self._fifo.setdefault(spec.key, asyncio.Lock()):
-                first = True
-                while not await self._try_acquire(spec.key, member, limit, look_first=not first):
-                    first = False
-                    now = time.monotonic()
-                    if now >= deadline:
-                        raise busy(spec.key, now - started)
-                    pause = self._poll_s * (0.5 + random.random())  # noqa: S311 - jitter
-                    await asyncio.sleep(min(pause, max(deadline - now, 0.001)))
-        finally:
-            self._queued[spec.key] -= 1
-        self._in_use[spec.key] = self.in_use(spec.key) + 1
-        renewer = asyncio.create_task(self._keep_alive(spec.key, member), name="limiter-lease")
-        try:
-            yield
-        finally:
-            self._in_use[spec.key] -= 1
-            renewer.cancel()
-            await asyncio.shield(self._release_soon(spec.key, member))  # even if cancelled
+        return self._leased(
+            spec,
+            deadline,
+            started,
+            acquire=lambda first: self._try_acquire(spec.key, member, limit, look_first=not first),
+            keep_alive=lambda: self._keep_alive(spec.key, member),
+            release=lambda: self._release_soon(spec.key, member),
+        )
 
     async def _try_acquire(self, key: str, member: str, limit: int, *, look_first: bool) -> bool:
         """One try: a read first when polling (no write lock while every slot is held), then

@@ -5,11 +5,12 @@ is released in a ``finally`` and so survives errors, timeouts and cancellation."
 from __future__ import annotations
 
 import asyncio
+import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from switchboard.errors import ProviderBusy
 from switchboard.traffic.limits import Admission, LimitSpec
@@ -145,6 +146,54 @@ class LimiterBase:
 
     async def _rate(self, spec: LimitSpec, tokens: int, deadline: float, started: float) -> None:
         raise NotImplementedError
+
+
+class SharedLimiterBase(LimiterBase):
+    """What the limiters shared between processes (Redis, the database) have in common: a slot
+    is a lease taken by polling — the head of this process's FIFO queue per key tries, with
+    jitter, until the deadline — kept alive while held and released even if the holder is
+    cancelled."""
+
+    def __init__(self, *, poll_s: float) -> None:
+        super().__init__()
+        self._poll_s = poll_s
+        self._fifo: dict[str, asyncio.Lock] = {}
+
+    @asynccontextmanager
+    async def _leased(
+        self,
+        spec: LimitSpec,
+        deadline: float,
+        started: float,
+        *,
+        acquire: Callable[[bool], Awaitable[bool]],
+        keep_alive: Callable[[], Coroutine[Any, Any, None]],
+        release: Callable[[], Awaitable[None]],
+    ) -> AsyncIterator[None]:
+        """Hold a lease of ``spec``'s key: ``acquire(first_try)`` until it returns True (or
+        PROVIDER_BUSY at the deadline), ``keep_alive()`` in a task while it is held, then
+        ``release()`` shielded from the holder's cancellation."""
+        self._queued[spec.key] = self.queued(spec.key) + 1
+        try:
+            async with self._fifo.setdefault(spec.key, asyncio.Lock()):
+                first = True
+                while not await acquire(first):
+                    first = False
+                    now = time.monotonic()
+                    if now >= deadline:
+                        raise busy(spec.key, now - started)
+                    pause = self._poll_s * (0.5 + random.random())  # noqa: S311 - jitter
+                    await asyncio.sleep(min(pause, max(deadline - now, 0.001)))
+        finally:
+            self._queued[spec.key] -= 1
+        self._in_use[spec.key] = self.in_use(spec.key) + 1
+        renewer = asyncio.create_task(keep_alive(), name="limiter-lease")
+        try:
+            yield
+        finally:
+            self._in_use[spec.key] -= 1
+            renewer.cancel()
+            await asyncio.shield(asyncio.ensure_future(release()))  # even if we are cancelled
 
 
 class InProcessLimiter(LimiterBase):

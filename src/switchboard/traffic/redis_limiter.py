@@ -14,12 +14,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import random
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 
 import redis
 import redis.asyncio as aioredis
@@ -27,7 +25,7 @@ from redis.driver_info import DriverInfo
 from redis.exceptions import RedisError
 
 from switchboard.errors import LimiterUnavailable
-from switchboard.traffic.limiter import LimiterBase, busy
+from switchboard.traffic.limiter import SharedLimiterBase, busy
 from switchboard.traffic.limits import LimitSpec
 
 log = logging.getLogger("switchboard.traffic")
@@ -99,11 +97,11 @@ def unavailable(exc: BaseException) -> LimiterUnavailable:
     )
 
 
-class RedisLimiter(LimiterBase):
+class RedisLimiter(SharedLimiterBase):
     def __init__(self, url: str, *, lease_ttl_s: float = 30.0, poll_s: float = 0.02) -> None:
         # An explicit DriverInfo: otherwise redis-py reads its version from the installed
         # package's metadata (file I/O) on every new connection, inside the event loop.
-        super().__init__()
+        super().__init__(poll_s=poll_s)
         self._redis = aioredis.Redis.from_url(
             url,
             socket_timeout=2,
@@ -112,11 +110,9 @@ class RedisLimiter(LimiterBase):
         )
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._ttl_ms = int(lease_ttl_s * 1000)
-        self._poll_s = poll_s
         self._acquire = self._redis.register_script(ACQUIRE)
         self._renew = self._redis.register_script(RENEW)
         self._rate_script = self._redis.register_script(RATE)
-        self._fifo: dict[str, asyncio.Lock] = {}
 
     async def held(self, key: str) -> int:
         """Live leases across all processes (for tests and diagnostics)."""
@@ -127,37 +123,26 @@ class RedisLimiter(LimiterBase):
         except RedisError as exc:
             raise unavailable(exc) from exc
 
-    @asynccontextmanager
-    async def _slot(
+    def _slot(
         self, spec: LimitSpec, limit: int, deadline: float, started: float
-    ) -> AsyncIterator[None]:
+    ) -> AbstractAsyncContextManager[None]:
         key = f"{PREFIX}:slots:{spec.key}"
         member = f"{self._owner}:{uuid.uuid4().hex}"
-        self._queued[spec.key] = self.queued(spec.key) + 1
-        try:
-            async with self._fifo.setdefault(spec.key, asyncio.Lock()):
-                while True:
-                    try:
-                        got = await self._acquire(keys=[key], args=[limit, self._ttl_ms, member])
-                    except (RedisError, OSError) as exc:
-                        raise unavailable(exc) from exc
-                    if got:
-                        break
-                    if time.monotonic() >= deadline:
-                        raise busy(spec.key, time.monotonic() - started)
-                    pause = self._poll_s * (0.5 + random.random())  # noqa: S311 - jitter
-                    await asyncio.sleep(min(pause, max(deadline - time.monotonic(), 0.001)))
-        finally:
-            self._queued[spec.key] -= 1
-        self._in_use[spec.key] = self.in_use(spec.key) + 1
-        renewer = asyncio.create_task(self._keep_alive(key, member))
-        try:
-            yield
-        finally:
-            self._in_use[spec.key] -= 1
-            renewer.cancel()
-            release = asyncio.ensure_future(self._release(key, member))
-            await asyncio.shield(release)  # the release completes even if we are cancelled
+
+        async def acquire(_first: bool) -> bool:
+            try:
+                return bool(await self._acquire(keys=[key], args=[limit, self._ttl_ms, member]))
+            except (RedisError, OSError) as exc:
+                raise unavailable(exc) from exc
+
+        return self._leased(
+            spec,
+            deadline,
+            started,
+            acquire=acquire,
+            keep_alive=lambda: self._keep_alive(key, member),
+            release=lambda: self._release(key, member),
+        )
 
     async def _keep_alive(self, key: str, member: str) -> None:
         while True:
