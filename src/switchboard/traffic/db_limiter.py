@@ -26,14 +26,13 @@ import functools
 import logging
 import os
 import platform
-import time
 import uuid
 from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 
 from switchboard.db.base import utcnow
 from switchboard.db.uow import UnitOfWork, UnitOfWorkFactory
-from switchboard.traffic.limiter import SharedLimiterBase, busy
+from switchboard.traffic.limiter import SharedLimiterBase
 from switchboard.traffic.limiter_repository import WINDOW, SharedLimitRepository
 from switchboard.traffic.limits import LimitSpec
 
@@ -142,14 +141,7 @@ class DatabaseLimiter(SharedLimiterBase):
         member = uuid.uuid4().hex
         counted = min(tokens, spec.tpm) if spec.tpm else tokens
         operation = functools.partial(self._rate_try, spec, member, counted)
-        async with self._fifo.setdefault(f"rate:{spec.key}", asyncio.Lock()):
-            while True:
-                wait_s = await self._uow.run(operation)
-                if wait_s <= 0:
-                    return
-                if time.monotonic() + wait_s > deadline:
-                    raise busy(spec.key, time.monotonic() - started)
-                await asyncio.sleep(wait_s)
+        await self._windowed(spec, deadline, started, record=lambda: self._uow.run(operation))
 
     async def _rate_try(self, spec: LimitSpec, member: str, tokens: int, u: UnitOfWork) -> float:
         """Record a hit if the window has room for it and return 0; else the seconds until the

@@ -195,6 +195,26 @@ class SharedLimiterBase(LimiterBase):
             renewer.cancel()
             await asyncio.shield(asyncio.ensure_future(release()))  # even if we are cancelled
 
+    async def _windowed(
+        self,
+        spec: LimitSpec,
+        deadline: float,
+        started: float,
+        *,
+        record: Callable[[], Awaitable[float]],
+    ) -> None:
+        """Pass ``spec``'s rpm/tpm windows: ``record()`` either counts the call and returns 0,
+        or returns the seconds until the window has room; wait that long and try again, or
+        PROVIDER_BUSY when the wait would end past the deadline. FIFO per key in this process."""
+        async with self._fifo.setdefault(f"rate:{spec.key}", asyncio.Lock()):
+            while True:
+                wait_s = await record()
+                if wait_s <= 0:
+                    return
+                if time.monotonic() + wait_s > deadline:
+                    raise busy(spec.key, time.monotonic() - started)
+                await asyncio.sleep(wait_s)
+
 
 class InProcessLimiter(LimiterBase):
     def __init__(self) -> None:

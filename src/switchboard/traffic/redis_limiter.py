@@ -25,7 +25,7 @@ from redis.driver_info import DriverInfo
 from redis.exceptions import RedisError
 
 from switchboard.errors import LimiterUnavailable
-from switchboard.traffic.limiter import SharedLimiterBase, busy
+from switchboard.traffic.limiter import SharedLimiterBase
 from switchboard.traffic.limits import LimitSpec
 
 log = logging.getLogger("switchboard.traffic")
@@ -165,19 +165,17 @@ class RedisLimiter(SharedLimiterBase):
             return
         keys = [f"{PREFIX}:rpm:{spec.key}", f"{PREFIX}:tpm:{spec.key}"]
         member = f"{self._owner}:{uuid.uuid4().hex}"
-        async with self._fifo.setdefault(f"rate:{spec.key}", asyncio.Lock()):
-            while True:
-                try:
-                    wait_ms = await self._rate_script(
-                        keys=keys, args=[spec.rpm or 0, spec.tpm or 0, tokens, member]
-                    )
-                except (RedisError, OSError) as exc:
-                    raise unavailable(exc) from exc
-                if not wait_ms:
-                    return
-                if time.monotonic() + wait_ms / 1000 > deadline:
-                    raise busy(spec.key, time.monotonic() - started)
-                await asyncio.sleep(wait_ms / 1000)
+
+        async def record() -> float:
+            try:
+                wait_ms = await self._rate_script(
+                    keys=keys, args=[spec.rpm or 0, spec.tpm or 0, tokens, member]
+                )
+            except (RedisError, OSError) as exc:
+                raise unavailable(exc) from exc
+            return float(wait_ms or 0) / 1000
+
+        await self._windowed(spec, deadline, started, record=record)
 
     async def ping(self) -> None:
         """Raise :class:`LimiterUnavailable` unless Redis answers (for ``/readyz``)."""
